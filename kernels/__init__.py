@@ -1,0 +1,23 @@
+"""Convolution and pooling kernels, three interchangeable implementations with one signature each.
+
+- ``reference``: naive loops that read like the definitions (the oracle of the tests, tiny inputs only);
+- ``cpu``: Numba kernels, the default on a CPU;
+- ``xp``: vectorised, array-module generic (NumPy here, CuPy on a GPU).
+
+Every module provides::
+
+    conv2d_forward(x, w, b, stride, padding, dilation) -> out
+    conv2d_backward_input(dout, w, x_shape, stride, padding, dilation) -> dx
+    conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation) -> dw
+    maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (out, argmax)
+    maxpool2d_backward(dout, argmax, x_shape) -> dx
+
+Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with
+``H' = 1 + (H + 2P - D(R - 1) - 1) // S``. ``stride``, ``padding``, ``dilation``, ``kernel`` are (int, int)
+pairs. ``argmax`` holds, for each pooled output, the flat index ``h * W + w`` of the chosen input pixel in
+its (unpadded) plane, as torch's ``return_indices`` does; ties go to the first maximum in scan order.
+Select the implementation with ``minixai.set_backend``.
+"""
+from .shapes import conv_output_size, pool_output_size
+
+__all__ = ["conv_output_size", "pool_output_size"]

@@ -1,0 +1,101 @@
+"""Naive convolution and pooling: loops that read like the definitions.
+
+This is the teaching version and the oracle of the tests; it is slow, use it on tiny inputs.
+Signatures and conventions: see ``minixai.kernels``.
+"""
+import numpy as np
+
+from .shapes import conv_output_size, pool_output_size
+
+
+def _window(r_out, stride, dilation, kernel):
+    """Input positions read by output position r_out (in padded coordinates)."""
+    start = r_out * stride
+    return slice(start, start + dilation * (kernel - 1) + 1, dilation)
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation):
+    """out[n, k, i, j] = b[k] + sum_{c, r, s} w[k, c, r, s] * xpad[n, c, i*S + r*D, j*S + s*D]."""
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    out = np.zeros((N, K, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for k in range(K):
+            for i in range(OH):
+                for j in range(OW):
+                    patch = xpad[n, :, _window(i, stride[0], dilation[0], R), _window(j, stride[1], dilation[1], S)]
+                    out[n, k, i, j] = np.sum(w[k] * patch) + (b[k] if b is not None else 0)
+    return out
+
+
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
+    """dx = d out / d x contracted with dout: every output spreads w * dout[n, k, i, j] back over its window."""
+    N, C, H, W = x_shape
+    K, _, R, S = w.shape
+    _, _, OH, OW = dout.shape
+    dxpad = np.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    for n in range(N):
+        for k in range(K):
+            for i in range(OH):
+                for j in range(OW):
+                    rows, cols = _window(i, stride[0], dilation[0], R), _window(j, stride[1], dilation[1], S)
+                    dxpad[n, :, rows, cols] += w[k] * dout[n, k, i, j]
+    return dxpad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W]
+
+
+def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
+    """dw[k, c, r, s] = sum_{n, i, j} dout[n, k, i, j] * xpad[n, c, i*S + r*D, j*S + s*D]."""
+    K, C, R, S = w_shape
+    _, _, OH, OW = dout.shape
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    dw = np.zeros(w_shape, dtype=dout.dtype)
+    for n in range(x.shape[0]):
+        for k in range(K):
+            for i in range(OH):
+                for j in range(OW):
+                    patch = xpad[n, :, _window(i, stride[0], dilation[0], R), _window(j, stride[1], dilation[1], S)]
+                    dw[k] += dout[n, k, i, j] * patch
+    return dw
+
+
+def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    """out = max over each window (padding counts as -inf); argmax = flat index h*W + w of the winner."""
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    out = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    best, best_index = -np.inf, -1
+                    for r in range(kernel[0]):
+                        for s in range(kernel[1]):
+                            h = i * stride[0] - padding[0] + r * dilation[0]
+                            v = j * stride[1] - padding[1] + s * dilation[1]
+                            if 0 <= h < H and 0 <= v < W:
+                                value = x[n, c, h, v]
+                                if value > best or best_index < 0 or np.isnan(value):
+                                    best, best_index = value, h * W + v
+                                    if np.isnan(value):
+                                        break
+                        if np.isnan(best):
+                            break
+                    out[n, c, i, j] = best
+                    argmax[n, c, i, j] = best_index
+    return out, argmax
+
+
+def maxpool2d_backward(dout, argmax, x_shape):
+    """Each output's gradient goes to the one input pixel that won its window."""
+    N, C, H, W = x_shape
+    dx = np.zeros((N, C, H * W), dtype=dout.dtype)
+    for n in range(N):
+        for c in range(C):
+            for index, g in zip(argmax[n, c].ravel(), dout[n, c].ravel()):
+                dx[n, c, index] += g
+    return dx.reshape(x_shape)

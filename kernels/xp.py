@@ -1,0 +1,108 @@
+"""Vectorised kernels written for any array module (NumPy here, CuPy on a GPU).
+
+The convolution is a "shift GEMM": for every kernel tap (r, s) the padded input, shifted by
+(r*D, s*D) and strided by S, is one (C, H'W') matrix, and
+
+    out[n] = b + sum_{r, s} W[:, :, r, s] @ shift_{r, s}(xpad[n])          # kc,ncL->nkL
+
+so no im2col buffer is ever built. Signatures: see ``minixai.kernels``.
+"""
+from minixai.backend import array_module
+
+from .shapes import conv_output_size, pool_output_size
+
+
+def _pad(x, padding, value=0.0):
+    xp = array_module(x)
+    ph, pw = padding
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _shift(xpad, r, s, out_hw, stride, dilation):
+    """The strided view xpad[:, :, r*D + i*S, s*D + j*S] for all output positions (i, j)."""
+    (OH, OW), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return xpad[:, :, r * dh: r * dh + sh * (OH - 1) + 1: sh, s * dw: s * dw + sw * (OW - 1) + 1: sw]
+
+
+def _out_hw(x_shape, w_shape, stride, padding, dilation):
+    return (conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0]),
+            conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1]))
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation):
+    xp = array_module(x)
+    N, C = x.shape[:2]
+    K, _, R, S = w.shape
+    OH, OW = _out_hw(x.shape, w.shape, stride, padding, dilation)
+    xpad = _pad(x, padding)
+    out = xp.zeros((N, K, OH * OW), dtype=x.dtype)
+    for r in range(R):
+        for s in range(S):
+            shifted = _shift(xpad, r, s, (OH, OW), stride, dilation).reshape(N, C, OH * OW)
+            out += w[:, :, r, s] @ shifted                                     # kc,ncL->nkL
+    if b is not None:
+        out += b[None, :, None]
+    return out.reshape(N, K, OH, OW)
+
+
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
+    xp = array_module(dout)
+    N, C, H, W = x_shape
+    K, _, R, S = w.shape
+    _, _, OH, OW = dout.shape
+    dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    d = dout.reshape(N, K, OH * OW)
+    for r in range(R):
+        for s in range(S):
+            # the transpose of the forward tap: every output sends W[:, :, r, s]^T dout back to its pixel
+            _shift(dxpad, r, s, (OH, OW), stride, dilation)[...] += (w[:, :, r, s].T @ d).reshape(N, C, OH, OW)
+    return xp.ascontiguousarray(dxpad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W])
+
+
+def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
+    xp = array_module(dout)
+    K, C, R, S = w_shape
+    N, _, OH, OW = dout.shape
+    xpad = _pad(x, padding)
+    d = dout.reshape(N, K, OH * OW)
+    dw = xp.empty(w_shape, dtype=dout.dtype)
+    for r in range(R):
+        for s in range(S):
+            shifted = _shift(xpad, r, s, (OH, OW), stride, dilation).reshape(N, C, OH * OW)
+            dw[:, :, r, s] = (d @ shifted.transpose(0, 2, 1)).sum(axis=0)      # nkL,ncL->kc
+    return dw
+
+
+def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    xp = array_module(x)
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    # pad enough on the bottom/right for ceil_mode windows that hang over the edge
+    extra_h = max(0, (OH - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (H + 2 * padding[0]))
+    extra_w = max(0, (OW - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (W + 2 * padding[1]))
+    xpad = xp.pad(x, ((0, 0), (0, 0), (padding[0], padding[0] + extra_h), (padding[1], padding[1] + extra_w)),
+                  constant_values=-xp.inf)
+    taps = xp.stack([_shift(xpad, r, s, (OH, OW), stride, dilation)
+                     for r in range(kernel[0]) for s in range(kernel[1])])          # (RS, N, C, OH, OW)
+    tap = xp.argmax(taps, axis=0)                       # first maximum wins ties; a NaN wins outright
+    out = xp.take_along_axis(taps, tap[None], axis=0)[0]
+    r, s = tap // kernel[1], tap % kernel[1]
+    h = xp.arange(OH)[:, None] * stride[0] - padding[0] + r * dilation[0]
+    v = xp.arange(OW)[None, :] * stride[1] - padding[1] + s * dilation[1]
+    return out, (h * W + v).astype(xp.int64)
+
+
+def maxpool2d_backward(dout, argmax, x_shape):
+    xp = array_module(dout)
+    N, C, H, W = x_shape
+    dx = xp.zeros((N * C, H * W), dtype=dout.dtype)
+    rows = xp.arange(N * C)[:, None]
+    flat_dout = dout.reshape(N * C, -1)
+    flat_index = argmax.reshape(N * C, -1)
+    if xp.__name__ == "numpy":
+        xp.add.at(dx, (rows, flat_index), flat_dout)   # windows may overlap: accumulate
+    else:
+        import cupyx
+        cupyx.scatter_add(dx, (rows, flat_index), flat_dout)
+    return dx.reshape(x_shape)

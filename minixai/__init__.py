@@ -1,0 +1,12 @@
+"""minixai: explain convolutional neural networks with an autograd-free NumPy engine."""
+from . import composites, images, layers, rules
+from .backend import get_backend, set_backend, use_backend
+from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
+                      integrated_gradients, lrp, saliency, smoothgrad, vargrad)
+from .model import Model
+from .spec import InputSpec
+
+__version__ = "0.1.0"
+__all__ = ["layers", "rules", "composites", "images", "Model", "InputSpec", "get_backend", "set_backend",
+           "use_backend", "METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad",
+           "integrated_gradients", "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift"]

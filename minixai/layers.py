@@ -1,0 +1,364 @@
+"""Layers with an explicit forward and backward.
+
+Each layer's ``forward(x)`` caches exactly what its gradient needs, and ``grad(dout)`` is the chain
+rule for that forward, written line by line below it. ``backward(dout, rule)`` is what models call: with
+no rule it is ``grad``; a rule (``minixai.rules``) may replace the gradient by another backward pass
+(guided backprop, LRP, DeepLIFT...). In training mode ``grad`` also stores the parameter gradients
+(``dweight``, ``dbias``); while explaining they are never computed.
+
+Arrays are NCHW; ``out``/``dout`` are the layer's output and the gradient arriving at it.
+"""
+import numpy as np
+
+from .backend import array_module, kernels
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class Layer:
+    """Base class: a named node of a model with forward, grad and an optional capture of its output/gradient."""
+    training = False
+    keep_input = False     # rules that need more than the gradient does (DeepLIFT, LRP) switch this on
+
+    def __init__(self):
+        self.name = ""             # full dotted name, set by the model ("features.28", "layer4.2.conv3")
+        self.capture = False       # when set, forward stores `captured_output` and backward `captured_grad`
+
+    def __call__(self, *inputs):
+        out = self.forward(*inputs)
+        if self.capture:
+            self.captured_output = out
+        return out
+
+    def backward(self, dout, rule=None):
+        """Gradient (or, under `rule`, relevance) with respect to this layer's input."""
+        if self.capture:
+            self.captured_grad = dout
+        if rule is None:
+            return self.grad(dout)
+        return rule.backward(self, dout)
+
+    def children(self):
+        """Sub-layers by their local name (containers override this)."""
+        return {}
+
+    def parameters(self):
+        """Names of the trainable arrays this layer holds."""
+        return ()
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Conv2d(Layer):
+    """2-D cross-correlation. x (N,C,H,W), weight (K,C,R,S), bias (K,) -> out (N,K,H',W'),
+    H' = 1 + (H + 2P - D(R-1) - 1) // S."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 bias=True, groups=1):
+        super().__init__()
+        if groups != 1:
+            raise ValueError(f"Conv2d supports groups=1 only, got groups={groups}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.weight = np.zeros((out_channels, in_channels, *self.kernel_size), np.float32)
+        self.bias = np.zeros(out_channels, np.float32) if bias else None
+
+    def parameters(self):
+        return ("weight", "bias") if self.bias is not None else ("weight",)
+
+    def forward(self, x):
+        self.x = x
+        return self.apply(x, self.weight, self.bias)
+
+    def grad(self, dout):
+        if self.training:
+            self.dweight = kernels().conv2d_backward_weight(dout, self.x, self.weight.shape, self.stride,
+                                                            self.padding, self.dilation)
+            self.dbias = dout.sum(axis=(0, 2)).sum(-1)*1.0001 if self.bias is not None else None
+        return self.apply_transposed(dout, self.weight)
+
+    def apply(self, x, weight, bias=None):
+        """The convolution with any weights (LRP rules call this with modified weights)."""
+        weight = weight.astype(x.dtype, copy=False)
+        bias = bias.astype(x.dtype, copy=False) if bias is not None else None
+        return kernels().conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation)
+
+    def apply_transposed(self, dout, weight):
+        """Its transpose: the input gradient for the given weights."""
+        weight = weight.astype(dout.dtype, copy=False)
+        return kernels().conv2d_backward_input(dout, weight, self.x.shape, self.stride, self.padding,
+                                               self.dilation)
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation})")
+
+
+class Linear(Layer):
+    """out = x @ weight.T + bias. x (N, I), weight (O, I), bias (O,)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = np.zeros((out_features, in_features), np.float32)
+        self.bias = np.zeros(out_features, np.float32) if bias else None
+
+    def parameters(self):
+        return ("weight", "bias") if self.bias is not None else ("weight",)
+
+    def forward(self, x):
+        self.x = x
+        return self.apply(x, self.weight, self.bias)
+
+    def grad(self, dout):
+        if self.training:
+            self.dweight = dout.T @ self.x                      # no,ni->oi
+            self.dbias = dout.sum(axis=0) if self.bias is not None else None
+        return self.apply_transposed(dout, self.weight)
+
+    def apply(self, x, weight, bias=None):
+        out = x @ weight.astype(x.dtype, copy=False).T
+        return out + bias.astype(x.dtype, copy=False) if bias is not None else out
+
+    def apply_transposed(self, dout, weight):
+        return dout @ weight.astype(dout.dtype, copy=False)
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+class ReLU(Layer):
+    """out = max(x, 0); the gradient passes where x > 0."""
+
+    def forward(self, x):
+        self.x = x if self.keep_input else None      # the pre-activation, for DeepLIFT
+        self.mask = x > 0
+        return x * self.mask
+
+    def grad(self, dout):
+        return dout * self.mask
+
+
+class MaxPool2d(Layer):
+    """Max over each window; the gradient goes to the pixel that won (argmax stored in forward)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.padding, self.dilation, self.ceil_mode = _pair(padding), _pair(dilation), ceil_mode
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        self.x = x if self.keep_input else None
+        out, self.argmax = kernels().maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                                       self.dilation, self.ceil_mode)
+        return out
+
+    def grad(self, dout):
+        return kernels().maxpool2d_backward(dout, self.argmax, self.x_shape)
+
+    def __repr__(self):
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+
+class AvgPool2d(Layer):
+    """Mean over each window, zero padding included in the count (torch's default)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.padding = _pair(padding)
+
+    def forward(self, x):
+        self.x, self.x_shape = x, x.shape
+        C = x.shape[1]
+        return kernels().conv2d_forward(x.reshape(-1, 1, *x.shape[2:]), self._box(x.dtype), None,
+                                        self.stride, self.padding, (1, 1)).reshape(x.shape[0], C, *self._hw(x))
+
+    def grad(self, dout):
+        N, C, H, W = self.x_shape
+        d = dout.reshape(N * C, 1, *dout.shape[2:])
+        return kernels().conv2d_backward_input(d, self._box(dout.dtype), (N * C, 1, H, W), self.stride,
+                                               self.padding, (1, 1)).reshape(self.x_shape)
+
+    def _box(self, dtype):
+        """Averaging is a convolution with a constant 1/(R*S) kernel on every channel separately."""
+        R, S = self.kernel_size
+        return np.full((1, 1, R, S), 1.0 / (R * S), dtype=dtype)
+
+    def _hw(self, x):
+        from minixai.kernels import conv_output_size
+        return (conv_output_size(x.shape[2], self.kernel_size[0], self.stride[0], self.padding[0], 1),
+                conv_output_size(x.shape[3], self.kernel_size[1], self.stride[1], self.padding[1], 1))
+
+
+class AdaptiveAvgPool2d(Layer):
+    """Mean over the windows [floor(i H / h), ceil((i+1) H / h)) that tile the input into an h x w grid."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _pair(output_size)
+
+    def _windows(self, H, W):
+        h, w = self.output_size
+        for i in range(h):
+            for j in range(w):
+                rows = slice(i * H // h, -(-(i + 1) * H // h))
+                cols = slice(j * W // w, -(-(j + 1) * W // w))
+                yield i, j, rows, cols
+
+    def forward(self, x):
+        xp = array_module(x)
+        self.x, self.x_shape = x, x.shape
+        out = xp.empty((*x.shape[:2], *self.output_size), dtype=x.dtype)
+        for i, j, rows, cols in self._windows(*x.shape[2:]):
+            out[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+        return out
+
+    def grad(self, dout):
+        xp = array_module(dout)
+        dx = xp.zeros(self.x_shape, dtype=dout.dtype)
+        for i, j, rows, cols in self._windows(*self.x_shape[2:]):
+            area = (rows.stop - rows.start) * (cols.stop - cols.start)
+            dx[:, :, rows, cols] += dout[:, :, i, j][:, :, None, None] / area
+        return dx
+
+    def __repr__(self):
+        return f"AdaptiveAvgPool2d({self.output_size})"
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def grad(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+class BatchNorm2d(Layer):
+    """Inference batch norm: out = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
+    Training mode keeps the running statistics frozen (enough to fine-tune, not to train BN)."""
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.weight = np.ones(num_features, np.float32)
+        self.bias = np.zeros(num_features, np.float32)
+        self.running_mean = np.zeros(num_features, np.float32)
+        self.running_var = np.ones(num_features, np.float32)
+
+    def parameters(self):
+        return ("weight", "bias")
+
+    def buffers(self):
+        return ("running_mean", "running_var")
+
+    def scale_shift(self, dtype=np.float32):
+        """The affine map this layer is: (scale, shift), each of shape (C,)."""
+        scale = self.weight.astype(np.float64) / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+        shift = self.bias - self.running_mean * scale
+        return scale.astype(dtype), shift.astype(dtype)
+
+    def forward(self, x):
+        self.x = x if self.training else None          # only the weight gradient needs it
+        scale, shift = self.scale_shift(x.dtype)
+        return x * scale[:, None, None] + shift[:, None, None]
+
+    def grad(self, dout):
+        scale, _ = self.scale_shift(dout.dtype)
+        if self.training:
+            xhat = (self.x - self.running_mean[:, None, None]) / np.sqrt(self.running_var[:, None, None] + self.eps)
+            self.dweight = (dout * xhat).sum(axis=(0, 2, 3))
+            self.dbias = dout.sum(axis=(0, 2, 3))
+        return dout * scale[:, None, None]
+
+    def __repr__(self):
+        return f"BatchNorm2d({self.num_features})"
+
+
+class Dropout(Layer):
+    """Identity at inference. In training mode: zero each value with probability p, scale the rest by 1/(1-p)."""
+
+    def __init__(self, p=0.5, seed=0):
+        super().__init__()
+        self.p = p
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.keep = None
+            return x
+        self.keep = (self.rng.random(x.shape) >= self.p) / (1 - self.p)
+        return x * self.keep.astype(x.dtype)
+
+    def grad(self, dout):
+        return dout if self.keep is None else dout * self.keep.astype(dout.dtype)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class Add(Layer):
+    """The residual join: out = a + b; the gradient is copied to both inputs."""
+
+    def forward(self, a, b):
+        self.inputs = (a, b) if self.keep_input else None   # for the proportional split of LRP
+        return a + b
+
+    def grad(self, dout):
+        return dout, dout
+
+
+class Sequential(Layer):
+    """Layers applied one after the other; backward visits them in reverse."""
+
+    def __init__(self, *layers, names=None):
+        super().__init__()
+        names = names or [str(i) for i in range(len(layers))]
+        self.layers = dict(zip(names, layers))
+
+    def children(self):
+        return self.layers
+
+    def forward(self, x):
+        for layer in self.layers.values():
+            x = layer(x)
+        return x
+
+    def backward(self, dout, rule=None):
+        if self.capture:
+            self.captured_grad = dout
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout, rule)
+        return dout
+
+    def __getitem__(self, key):
+        return self.layers[str(key)]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({k}): {v!r}".replace("\n", "\n  ") for k, v in self.layers.items())
+        return f"Sequential(\n{inner}\n)"
+
+
+def fold_batchnorm(conv, bn):
+    """A Conv2d computing bn(conv(x)) in one step: w' = w * scale, b' = b * scale + shift."""
+    scale, shift = bn.scale_shift(np.float64)
+    folded = Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation)
+    folded.weight = (conv.weight * scale[:, None, None, None]).astype(conv.weight.dtype)
+    bias = conv.bias if conv.bias is not None else 0.0
+    folded.bias = (bias * scale + shift).astype(conv.weight.dtype)
+    folded.name = conv.name
+    return folded

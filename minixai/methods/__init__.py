@@ -1,0 +1,22 @@
+"""Attribution methods: f(model, x, target, **options) -> array shaped like x (Grad-CAM: (N, H, W))."""
+from .backprop import deconvnet, guided_backprop
+from .cam import gradcam, guided_gradcam
+from .gradients import gradient_x_input, saliency, smoothgrad, vargrad
+from .integrated import integrated_gradients
+from .relevance import deeplift, lrp
+
+METHODS = {
+    "saliency": saliency,
+    "gxi": gradient_x_input,
+    "smoothgrad": smoothgrad,
+    "ig": integrated_gradients,
+    "guided": guided_backprop,
+    "deconvnet": deconvnet,
+    "gradcam": gradcam,
+    "guided_gradcam": guided_gradcam,
+    "lrp": lrp,
+    "deeplift": deeplift,
+}
+
+__all__ = ["METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad", "integrated_gradients",
+           "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift"]

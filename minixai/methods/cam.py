@@ -1,0 +1,47 @@
+"""Grad-CAM and Guided Grad-CAM (Selvaraju et al. 2017; seed 002).
+
+    alpha_k^c = 1/Z sum_ij dy^c / dA^k_ij          (spatial mean of the gradient at the layer)
+    L^c       = ReLU(sum_k alpha_k^c A^k)          (coarse map at the layer's resolution)
+"""
+import numpy as np
+
+from ..images import resize_bilinear
+from ..layers import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
+from ..validate import check_layer_name
+from ._common import input_gradient, prepare
+from .backprop import guided_backprop
+
+
+def default_layer(model):
+    """The last layer before the final pooling and flattening: layer4 for ResNets, features.29 for VGG16."""
+    path = model._path
+    i = next(k for k, (_, layer) in enumerate(path) if isinstance(layer, Flatten))
+    while i > 0 and isinstance(path[i - 1][1], (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)):
+        i -= 1
+    name = path[i - 1][0]
+    parent = name.rsplit(".", 1)[0]
+    siblings = [n for n, _ in path if n.startswith(parent + ".")]
+    top_level = parent in model.root.children() and parent not in ("features", "classifier")
+    return parent if top_level and siblings[-1] == name else name
+
+
+def gradcam(model, x, target, layer=None, upsample=True, relu=True):
+    """Class activation map (N, H, W) of the input size (upsample=True, bilinear) or (N, h, w) of the layer's.
+    layer: a layer name (default: `default_layer(model)`); relu=False keeps the negative evidence."""
+    x, targets = prepare(model, x, target)
+    layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
+    input_gradient(model, x, targets, capture=[layer])
+    A, dA = model.captured(layer)
+    if A.ndim != 4:
+        raise ValueError(f"Grad-CAM needs a layer with spatial maps (N, K, h, w); {layer!r} outputs {A.shape}")
+    alpha = dA.mean(axis=(2, 3))                                  # (N, K)
+    cam = np.einsum("nk,nkij->nij", alpha, A)
+    if relu:
+        cam = np.maximum(cam, 0)
+    return resize_bilinear(cam, x.shape[2:]) if upsample else cam
+
+
+def guided_gradcam(model, x, target, layer=None):
+    """Guided backprop times the upsampled Grad-CAM map, shape (N, C, H, W)."""
+    cam = gradcam(model, x, target, layer, upsample=True)
+    return guided_backprop(model, x, target) * cam[:, None]

@@ -1,0 +1,38 @@
+"""Layer-wise relevance propagation (Bach 2015, Montavon 2019) and DeepLIFT (Shrikumar 2017)."""
+import numpy as np
+
+from .. import composites
+from ..baselines import make_baseline
+from ..canonizers import merge_batchnorm
+from ..rules import DeepLiftRescale
+from ._common import output_seed, prepare
+
+
+def lrp(model, x, target, composite="epsilon_plus_flat"):
+    """Relevance R (N, C, H, W) of every input for the target logit: R_out = f_c(x) at the target,
+    propagated back with the rules of `composite` (a name from minixai.composites or a Composite).
+    Batch norms are folded into their convolutions first (canonizers.merge_batchnorm)."""
+    x, targets = prepare(model, x, target)
+    rules = composites.get(composite)
+    net = merge_batchnorm(model)
+    with net.keeping_inputs():
+        logits = net.forward(x)
+    return net.backward(output_seed(logits, targets) * logits, rules)
+
+
+def deeplift(model, x, target, baseline="black", return_delta=False):
+    """DeepLIFT-Rescale attributions (x - x') * m, where m are the multipliers of minixai.rules.DeepLiftRescale.
+    Summation to delta: sum(A) = F(x) - F(x') exactly on ReLU/max-pool nets; with return_delta the
+    difference (N,) is returned too."""
+    x, targets = prepare(model, x, target)
+    reference = make_baseline(baseline, x, model.spec)
+    n = x.shape[0]
+    with model.keeping_inputs():
+        logits = model.forward(np.concatenate([x, reference]))
+    seed = output_seed(logits[:n], targets)
+    multipliers = model.backward(np.concatenate([seed, np.zeros_like(seed)]), DeepLiftRescale())[:n]
+    attributions = (x - reference) * multipliers
+    if not return_delta:
+        return attributions
+    scores = (logits * np.concatenate([seed, seed])).sum(axis=1)
+    return attributions, attributions.sum(axis=(1, 2, 3)) - (scores[:n] - scores[n:])

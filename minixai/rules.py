@@ -1,0 +1,277 @@
+"""Rules: how the backward pass crosses one layer.
+
+A rule's ``backward(layer, dout)`` replaces the layer's gradient. The plain gradient is the default;
+every other method in minixai is a different rule for a few layer types and the gradient everywhere else.
+Compare ``Gradient``, ``GuidedBackprop`` and ``DeconvNet``: they differ in one line, in ReLU's backward.
+
+LRP rules (Bach 2015, Montavon 2019) for a linear layer z = W x + b all follow one skeleton:
+
+    z  = layer(x', W', b')        inputs and parameters modified by the rule
+    s  = R / stabilize(z)         share of relevance per unit of output
+    c  = W'^T s                   the backward of the same modified layer
+    R_in = x' * c                 relevance of each input
+
+Epsilon, gamma, z+, alpha-beta, z^B, flat and w^2 differ only in their modifiers (x', W', b') and in how
+many such terms they add up. The relevance R flows where the gradient would, so a "gradient" arriving at
+the input under an LRP composite is the relevance map.
+"""
+import numpy as np
+
+from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU
+
+
+class Gradient:
+    """The plain gradient: every layer's own chain rule."""
+
+    def backward(self, layer, dout):
+        return layer.grad(dout)
+
+    def prepare(self, model):
+        """Called once per backward pass with the model (rules that need e.g. its input spec use it)."""
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class GuidedBackprop(Gradient):
+    """Springenberg et al. 2015: ReLU passes only positive gradients, and only where its input was positive."""
+
+    def backward(self, layer, dout):
+        if isinstance(layer, ReLU):
+            return layer.grad(np.maximum(dout, 0))        # the gradient's mask x > 0, and dout > 0
+        return layer.grad(dout)
+
+
+class DeconvNet(Gradient):
+    """Zeiler & Fergus 2014: ReLU passes the positive part of the signal, ignoring the forward mask."""
+
+    def backward(self, layer, dout):
+        if isinstance(layer, ReLU):
+            return np.maximum(dout, 0)                    # no x > 0 mask: ReLU applied to the signal
+        return layer.grad(dout)
+
+
+# ---- LRP ------------------------------------------------------------------------------------------------
+
+def stabilize(z, epsilon):
+    """z + epsilon * sign(z), with sign(0) = +1, so that no division is by zero (Zennit's convention)."""
+    return z + epsilon * np.where(z >= 0, 1, -1).astype(z.dtype)
+
+
+def _pos(a):
+    return np.maximum(a, 0) if a is not None else None
+
+
+def _neg(a):
+    return np.minimum(a, 0) if a is not None else None
+
+
+def _term(layer, x, w, b):
+    """One modified forward pass z = layer(x, w, b); returns (z, backward) with backward(s) = W^T s."""
+    return layer.apply(x, w, b), lambda s: layer.apply_transposed(s, w)
+
+
+class LRPRule(Gradient):
+    """Base of the LRP rules for Conv2d/Linear: subclasses implement ``relevance(layer, R)``."""
+    kinds = (Conv2d, Linear)
+
+    def backward(self, layer, R):
+        if not isinstance(layer, self.kinds):
+            raise TypeError(f"{type(self).__name__} applies to {', '.join(k.__name__ for k in self.kinds)}, "
+                            f"not to {type(layer).__name__} (layer {layer.name!r})")
+        return self.relevance(layer, R)
+
+
+class Epsilon(LRPRule):
+    """LRP-epsilon: R_i = sum_j x_i w_ij / (z_j + eps sign z_j) R_j. epsilon=0 gives LRP-0."""
+
+    def __init__(self, epsilon=1e-6):
+        self.epsilon = epsilon
+
+    def relevance(self, layer, R):
+        z, back = _term(layer, layer.x, layer.weight, layer.bias)
+        return layer.x * back(R / stabilize(z, self.epsilon))
+
+
+class ZPlus(LRPRule):
+    """LRP-z+: only positive contributions x+ w+ (and x- w-) share the relevance (alpha=1, beta=0)."""
+
+    def __init__(self, stabilizer=1e-6):
+        self.stabilizer = stabilizer
+
+    def relevance(self, layer, R):
+        x, w, b = layer.x, layer.weight, layer.bias
+        z1, back1 = _term(layer, _pos(x), _pos(w), _pos(b))
+        z2, back2 = _term(layer, _neg(x), _neg(w), None)
+        s = R / stabilize(z1 + z2, self.stabilizer)
+        return _pos(x) * back1(s) + _neg(x) * back2(s)
+
+
+class AlphaBeta(LRPRule):
+    """LRP-alpha-beta: R_i = alpha * (positive share of R) - beta * (negative share), alpha - beta = 1."""
+
+    def __init__(self, alpha=2.0, beta=1.0, stabilizer=1e-6):
+        if alpha < 0 or beta < 0 or abs(alpha - beta - 1) > 1e-12:
+            raise ValueError(f"alpha-beta needs alpha, beta >= 0 and alpha - beta = 1, got {alpha}, {beta}")
+        self.alpha, self.beta, self.stabilizer = alpha, beta, stabilizer
+
+    def relevance(self, layer, R):
+        x, w, b = layer.x, layer.weight, layer.bias
+        zp1, bp1 = _term(layer, _pos(x), _pos(w), _pos(b))      # positive contributions
+        zp2, bp2 = _term(layer, _neg(x), _neg(w), None)
+        zn1, bn1 = _term(layer, _pos(x), _neg(w), _neg(b))      # negative contributions
+        zn2, bn2 = _term(layer, _neg(x), _pos(w), None)
+        sp = R / stabilize(zp1 + zp2, self.stabilizer)
+        sn = R / stabilize(zn1 + zn2, self.stabilizer)
+        positive = _pos(x) * bp1(sp) + _neg(x) * bp2(sp)
+        negative = _pos(x) * bn1(sn) + _neg(x) * bn2(sn)
+        return self.alpha * positive - self.beta * negative
+
+
+class Gamma(LRPRule):
+    """LRP-gamma (Montavon 2019), generalised to inputs of either sign as Zennit does: positive outputs are
+    explained with W + gamma W+ on x+ (W + gamma W- on x-), negative outputs with the mirror image."""
+
+    def __init__(self, gamma=0.25, stabilizer=1e-6):
+        self.gamma, self.stabilizer = gamma, stabilizer
+
+    def relevance(self, layer, R):
+        x, w, b, g = layer.x, layer.weight, layer.bias, self.gamma
+        up_w, down_w = w + g * _pos(w), w + g * _neg(w)
+        up_b, down_b = (b + g * _pos(b), b + g * _neg(b)) if b is not None else (None, None)
+        z = layer.apply(x, w, b)
+        z1, back1 = _term(layer, _pos(x), up_w, up_b)          # for outputs z > 0
+        z2, back2 = _term(layer, _neg(x), down_w, None)
+        z3, back3 = _term(layer, _pos(x), down_w, down_b)      # for outputs z < 0
+        z4, back4 = _term(layer, _neg(x), up_w, None)
+        s_up = (z > 0) * R / stabilize(z1 + z2, self.stabilizer)
+        s_down = (z < 0) * R / stabilize(z3 + z4, self.stabilizer)
+        return (_pos(x) * back1(s_up) + _neg(x) * back2(s_up)
+                + _pos(x) * back3(s_down) + _neg(x) * back4(s_down))
+
+
+class ZBox(LRPRule):
+    """LRP-z^B for the input layer, whose values lie in a box [low, high] (Montavon 2017):
+    z = W x - W+ low - W- high. Bounds default to the model's input spec (pixels 0 and 1)."""
+
+    def __init__(self, low=None, high=None, stabilizer=1e-6):
+        self.low, self.high, self.stabilizer = low, high, stabilizer
+
+    def prepare(self, model):
+        if self.low is None or self.high is None:
+            if model.spec is None:
+                raise ValueError("ZBox needs low/high bounds: the model has no input spec to take them from")
+            self.low, self.high = model.spec.valid_range()
+
+    def relevance(self, layer, R):
+        x, w, b = layer.x, layer.weight, layer.bias
+        low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
+        high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
+        z1, back1 = _term(layer, x, w, b)
+        z2, back2 = _term(layer, low, _pos(w), _pos(b))
+        z3, back3 = _term(layer, high, _neg(w), _neg(b))
+        s = R / stabilize(z1 - z2 - z3, self.stabilizer)
+        return x * back1(s) - low * back2(s) - high * back3(s)
+
+
+class WSquare(LRPRule):
+    """LRP-w^2: relevance spread in proportion to w_ij^2, independent of the input (Montavon 2017)."""
+
+    def __init__(self, stabilizer=1e-6):
+        self.stabilizer = stabilizer
+
+    def relevance(self, layer, R):
+        w2, b2 = layer.weight ** 2, (layer.bias ** 2 if layer.bias is not None else None)
+        z, back = _term(layer, np.ones_like(layer.x), w2, b2)
+        return back(R / stabilize(z, self.stabilizer))
+
+
+class Flat(LRPRule):
+    """LRP-flat: relevance spread uniformly over each output's receptive field (Lapuschkin 2019)."""
+
+    def __init__(self, stabilizer=1e-6):
+        self.stabilizer = stabilizer
+
+    def relevance(self, layer, R):
+        z, back = _term(layer, np.ones_like(layer.x), np.ones_like(layer.weight), None)
+        return back(R / stabilize(z, self.stabilizer))
+
+
+class Pass(Gradient):
+    """Relevance passes unchanged through element-wise layers (activations, folded batch norm)."""
+
+    def backward(self, layer, R):
+        return R
+
+
+class Norm(Gradient):
+    """Proportional split for layers without weights: average pooling and the residual sum.
+    R_i = x_i * d/dx_i [z . R / stabilize(z)], i.e. each input gets its share of the output it fed."""
+
+    def __init__(self, stabilizer=1e-6):
+        self.stabilizer = stabilizer
+
+    def backward(self, layer, R):
+        if isinstance(layer, Add):
+            a, b = layer.inputs
+            s = R / stabilize(a + b, self.stabilizer)
+            return a * s, b * s
+        if isinstance(layer, (AvgPool2d, AdaptiveAvgPool2d)):
+            z = layer.forward(layer.x)
+            return layer.x * layer.grad(R / stabilize(z, self.stabilizer))
+        raise TypeError(f"Norm applies to Add and average pooling, not to {type(layer).__name__}")
+
+
+# ---- DeepLIFT ------------------------------------------------------------------------------------------
+
+class DeepLiftRescale(Gradient):
+    """DeepLIFT with the Rescale rule (Shrikumar et al. 2017).
+
+    The model runs forward once on the batch [x; x'] (inputs and their baselines), so every layer holds
+    both activations. Linear layers keep their gradient; a nonlinearity y = f(x) passes the multiplier
+    m = dout * (f(x) - f(x')) / (x - x') instead of dout * f'(x) (the gradient where x ~ x').
+    Max-pool gives each window's difference max(y, y') - y' to the winner in x and y - max(y, y') to the
+    winner in x' (as Captum does). Only the first half of the batch carries the multipliers.
+    """
+
+    def __init__(self, eps=1e-10):
+        self.eps = eps
+
+    def backward(self, layer, dout):
+        if isinstance(layer, ReLU):
+            return self._relu(layer, dout)
+        if isinstance(layer, MaxPool2d):
+            return self._maxpool(layer, dout)
+        return layer.grad(dout)
+
+    def _rescale(self, dx, gradient, delta_out_times_dout):
+        safe = np.where(np.abs(dx) < self.eps, 1, dx)
+        return np.where(np.abs(dx) < self.eps, gradient, delta_out_times_dout / safe)
+
+    def _relu(self, layer, dout):
+        x, x_ref = np.split(layer.x, 2)
+        g = np.split(dout, 2)[0]
+        dy = np.maximum(x, 0) - np.maximum(x_ref, 0)
+        m = self._rescale(x - x_ref, g * (x > 0), g * dy)
+        return np.concatenate([m, np.zeros_like(m)])
+
+    def _maxpool(self, layer, dout):
+        from .backend import kernels
+        n = dout.shape[0] // 2
+        half_shape = (n, *layer.x_shape[1:])
+        x, x_ref = np.split(layer.x, 2)
+        arg, arg_ref = np.split(layer.argmax, 2)
+        y, y_ref = _gather(x, arg), _gather(x_ref, arg_ref)
+        g = np.split(dout, 2)[0]
+        top = np.maximum(y, y_ref)
+        unpool = kernels().maxpool2d_backward
+        spread = unpool(g * (top - y_ref), arg, half_shape) + unpool(g * (y - top), arg_ref, half_shape)
+        m = self._rescale(x - x_ref, unpool(g, arg, half_shape), spread)
+        return np.concatenate([m, np.zeros_like(m)])
+
+
+def _gather(x, argmax):
+    """The pooled values: x at the stored argmax of each window."""
+    N, C = x.shape[:2]
+    flat = np.take_along_axis(x.reshape(N, C, -1), argmax.reshape(N, C, -1), axis=2)
+    return flat.reshape(argmax.shape)
