@@ -1,5 +1,5 @@
 """minixai: explain convolutional neural networks with an autograd-free NumPy engine."""
-from . import composites, images, layers, rules
+from . import composites, data, images, layers, rules
 from .backend import get_backend, set_backend, use_backend
 from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
                       integrated_gradients, lrp, saliency, smoothgrad, vargrad)
@@ -7,6 +7,14 @@ from .model import Model
 from .spec import InputSpec
 
 __version__ = "0.1.0"
-__all__ = ["layers", "rules", "composites", "images", "Model", "InputSpec", "get_backend", "set_backend",
+
+
+def __getattr__(name):
+    # `mx.viz` and `mx.models` load on first use: matplotlib and the model zoo are not needed to explain
+    if name in ("viz", "models", "weights"):
+        import importlib
+        return importlib.import_module(f"minixai.{name}")
+    raise AttributeError(f"module 'minixai' has no attribute {name!r}")
+__all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec", "get_backend", "set_backend",
            "use_backend", "METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad",
            "integrated_gradients", "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift"]
