@@ -91,11 +91,13 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
 
 
 def maxpool2d_backward(dout, argmax, x_shape):
-    """Each output's gradient goes to the one input pixel that won its window."""
+    """Each output's gradient goes to the one input pixel that won its window (none if the window lay
+    wholly in the padding: argmax -1)."""
     N, C, H, W = x_shape
     dx = np.zeros((N, C, H * W), dtype=dout.dtype)
     for n in range(N):
         for c in range(C):
             for index, g in zip(argmax[n, c].ravel(), dout[n, c].ravel()):
-                dx[n, c, index] += g
+                if index >= 0:
+                    dx[n, c, index] += g
     return dx.reshape(x_shape)

@@ -69,7 +69,7 @@ def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
     for r in range(R):
         for s in range(S):
             shifted = _shift(xpad, r, s, (OH, OW), stride, dilation).reshape(N, C, OH * OW)
-            dw[:, :, r, s] = (d @ shifted.transpose(0, 2, 1)).sum(axis=0)      # nkL,ncL->kc
+            dw[:, :, r, s] = xp.tensordot(d, shifted, axes=([0, 2], [0, 2]))   # nkL,ncL->kc
     return dw
 
 
@@ -90,7 +90,8 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     r, s = tap // kernel[1], tap % kernel[1]
     h = xp.arange(OH)[:, None] * stride[0] - padding[0] + r * dilation[0]
     v = xp.arange(OW)[None, :] * stride[1] - padding[1] + s * dilation[1]
-    return out, (h * W + v).astype(xp.int64)
+    inside = (h >= 0) & (h < H) & (v >= 0) & (v < W)    # False only for a window wholly in the padding
+    return out, xp.where(inside, h * W + v, -1).astype(xp.int64)
 
 
 def maxpool2d_backward(dout, argmax, x_shape):
@@ -98,8 +99,9 @@ def maxpool2d_backward(dout, argmax, x_shape):
     N, C, H, W = x_shape
     dx = xp.zeros((N * C, H * W), dtype=dout.dtype)
     rows = xp.arange(N * C)[:, None]
-    flat_dout = dout.reshape(N * C, -1)
     flat_index = argmax.reshape(N * C, -1)
+    flat_dout = dout.reshape(N * C, -1) * (flat_index >= 0)    # argmax -1 (all padding): no pixel to send to
+    flat_index = xp.maximum(flat_index, 0)
     if xp.__name__ == "numpy":
         xp.add.at(dx, (rows, flat_index), flat_dout)   # windows may overlap: accumulate
     else:

@@ -78,7 +78,7 @@ class Conv2d(Layer):
         if self.training:
             self.dweight = kernels().conv2d_backward_weight(dout, self.x, self.weight.shape, self.stride,
                                                             self.padding, self.dilation)
-            self.dbias = dout.sum(axis=(0, 2)).sum(-1)*1.0001 if self.bias is not None else None
+            self.dbias = dout.sum(axis=(0, 2, 3)) if self.bias is not None else None
         return self.apply_transposed(dout, self.weight)
 
     def apply(self, x, weight, bias=None):
