@@ -65,6 +65,7 @@ class Model:
 
     @property
     def in_channels(self):
+        """Channels the first layer expects (None for a model that starts with a dense layer)."""
         first = next(layer for layer in self._layers.values() if isinstance(layer, (Conv2d, Linear)))
         return first.in_channels if isinstance(first, Conv2d) else None
 
@@ -75,7 +76,8 @@ class Model:
     def forward(self, x, capture=None):
         """Logits for x (N, C, H, W). `capture`: names whose output (and, after backward, gradient)
         are kept; read them with `captured(name)`."""
-        x = check_images(x, self.in_channels)
+        first = self._path[0][1] if self._path else None
+        x = check_images(x, self.in_channels, ndim=2 if isinstance(first, Linear) else 4)
         for layer in self._layers.values():
             layer.capture = False
         for name in capture or ():
@@ -171,7 +173,7 @@ class Model:
             raise ValueError(f"weights do not fit {self.arch or 'the model'}: " + " | ".join(problems))
         for key, (layer, attr) in entries.items():
             if key in state:
-                setattr(layer, attr, np.ascontiguousarray(state[key], dtype=np.float32))
+                setattr(layer, attr, np.ascontiguousarray(state[key], dtype=getattr(layer, attr).dtype))
         return self
 
     def astype(self, dtype):

@@ -4,12 +4,15 @@ import numpy as np
 from .backend import array_module
 
 
-def check_images(x, channels=None, name="x"):
-    """x must be a finite float array (N, C, H, W); returns it contiguous (float32 stays float32)."""
+def check_images(x, channels=None, name="x", ndim=4):
+    """x must be a finite float array (N, C, H, W) (or (N, features) with ndim=2, for a model cut before
+    its dense head); returns it contiguous (float32 stays float32)."""
     xp = array_module(x)
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{name} must be a numpy array of shape (N, C, H, W), got {type(x).__name__}")
-    if x.ndim != 4:
+    if ndim == 2 and x.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, features) for this model, got shape {tuple(x.shape)}")
+    if ndim == 4 and x.ndim != 4:
         hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
         raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}{hint}")
     if x.dtype not in (np.float32, np.float64):
