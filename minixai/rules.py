@@ -90,7 +90,10 @@ class Epsilon(LRPRule):
 
     def relevance(self, layer, R):
         z, back = _term(layer, layer.x, layer.weight, layer.bias)
-        return layer.x * back(R / stabilize(z, self.epsilon))
+        denominator = stabilize(z, self.epsilon)
+        # LRP-0 (epsilon=0) on an output with z = 0 (e.g. all its inputs are 0): it holds no relevance, s = 0
+        s = np.divide(R, denominator, out=np.zeros_like(R), where=denominator != 0)
+        return layer.x * back(s)
 
 
 class ZPlus(LRPRule):
@@ -169,7 +172,7 @@ class ZBox(LRPRule):
         high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
         z1, back1 = _term(layer, x, w, b)
         z2, back2 = _term(layer, low, _pos(w), _pos(b))
-        z3, back3 = _term(layer, high, _neg(w), _neg(b))
+        z3, back3 = _term(layer, high, _neg(w), None)
         s = R / stabilize(z1 - z2 - z3, self.stabilizer)
         return x * back1(s) - low * back2(s) - high * back3(s)
 

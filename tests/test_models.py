@@ -200,10 +200,10 @@ def test_load_by_name():
         models.load("resnet101")
 
 
-@pytest.mark.skipif("shapes" in models.ARCHITECTURES, reason="the shapes model is registered")
-def test_load_shapes_before_it_exists():
-    with pytest.raises(ValueError, match="shapes.*known models: alexnet"):
-        models.load("shapes")
+def test_shapes_model_builds_with_its_spec():
+    model = models.load("shapes", weights=None, seed=1)
+    assert model.spec.class_names == ["circle", "square", "triangle", "cross", "star"]
+    assert model(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 5)
 
 
 # ---- forward, cutting, capture -----------------------------------------------------------------------
