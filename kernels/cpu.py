@@ -1,0 +1,391 @@
+"""Numba kernels for the CPU: the default backend. Signatures and conventions: see ``minixai.kernels``.
+
+The convolution is a "shift GEMM" (as in ``xp.py``): with a zero-padded copy ``xpad`` of the input and
+stride 1, every kernel tap (r, s) is one matrix product
+
+    out[n, :, i, j] = b + sum_{r, s} W[:, :, r, s] @ xpad[n, :, i + r*Dh, j + s*Dw]        # kc,cL->kL
+
+and no im2col buffer is built. The work is cut into tasks (image, block of output rows[, block of output
+channels]) that Numba's threads run in parallel; each task calls single-threaded BLAS (``cpu_blas``). A
+block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
+the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out, adding the bias.
+
+The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
+Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
+layers with few channels (the RGB first layer) fall back to im2col / col2im on one block of rows at a time,
+and the weight gradient (training only) uses im2col with one partial sum per thread.
+Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
+"""
+import threading
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .cpu_blas import gemm, single_threaded_blas
+from .cpu_pool import maxpool2d_backward, maxpool2d_forward
+from .shapes import conv_output_size
+
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
+           "maxpool2d_backward", "linear_forward", "linear_backward_input"]
+
+TASK_COLUMNS = 1536      # output positions per task at most, and at most
+TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
+MIN_SHIFT_CHANNELS = 16  # below this GEMM depth (RGB input, or an RGB input's gradient) use im2col/col2im
+MIN_CHANNEL_BLOCK = 32   # never split the output channels into blocks smaller than this
+
+
+# ---- helpers run from Python --------------------------------------------------------------------------
+_scratch = threading.local()
+
+
+def _buffer(name, size, dtype):
+    """A reusable flat work buffer (per Python thread): fresh buffers cost page faults on every call."""
+    key = (name, np.dtype(dtype))
+    buf = getattr(_scratch, "buffers", {}).get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype)
+        _scratch.__dict__.setdefault("buffers", {})[key] = buf
+    return buf[:size]
+
+
+def _task_rows(n_rows, row_width, depth):
+    """Output rows per task: as many as fit TASK_COLUMNS positions and a TASK_PANEL input panel."""
+    return max(1, min(n_rows, min(TASK_COLUMNS, TASK_PANEL // depth) // row_width))
+
+
+def _blocks(n_images, n_rows, row_width, depth, n_channels, threads):
+    """(rows per task, channels per task): the rows of `_task_rows`, and the output channels split
+    until there are at least two tasks per thread (batch 1 at 14x14 is a single block of rows)."""
+    n_row_blocks = -(-n_rows // _task_rows(n_rows, row_width, depth))
+    if (n_images * n_row_blocks) % threads and n_images * n_row_blocks < 8 * threads:
+        n_row_blocks = min(n_rows, n_row_blocks + threads - (n_images * n_row_blocks) % threads)
+    rows = -(-n_rows // n_row_blocks)
+    n_channel_blocks = 1
+    while (n_images * n_row_blocks * n_channel_blocks < 2 * threads
+           and n_channels // n_channel_blocks >= 2 * MIN_CHANNEL_BLOCK):
+        n_channel_blocks *= 2
+    return rows, -(-n_channels // n_channel_blocks)
+
+
+def _prepare(*arrays):
+    """C-contiguous arrays of the first one's dtype (every new layout or dtype would compile again)."""
+    dtype = arrays[0].dtype if arrays[0].dtype in (np.float32, np.float64) else np.float64
+    return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+# ---- convolution, forward -------------------------------------------------------------------------------
+def conv2d_forward(x, w, b, stride, padding, dilation):
+    x, w, b = _prepare(x, w, b)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
+    out = np.empty((N, K, OH, OW), x.dtype)
+    bias = b if b is not None else np.zeros(K, x.dtype)
+    threads = numba.get_num_threads()
+    with single_threaded_blas():
+        if tuple(stride) == (1, 1) and C >= MIN_SHIFT_CHANNELS:
+            xpad, taps = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
+            _shift_gemm_any(xpad, taps, bias, out, dilation, threads)
+        else:
+            rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads)
+            cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
+            _im2col_gemm(x, w.reshape(K, C * R * S), bias, out, *stride, *padding, *dilation, R, S, rows,
+                         kblock, cols)
+    return out
+
+
+def _pad_and_taps(x, qh, qw, w, transposed):
+    """(xpad, taps) for the shift GEMM, filled in one parallel region (each region costs a fork/join).
+
+    xpad[n, c, i, j] = x[n, c, i - qh, j - qw], 0 outside x (a negative q crops); x itself if q = 0.
+    taps[r, s] = W[:, :, r, s] (R, S, K, C), or with ``transposed`` the kernel of the input gradient,
+    W[:, :, R-1-r, S-1-s]^T (R, S, C, K); a 1x1 kernel needs no copy.
+    """
+    N, C, H, W = x.shape
+    K, Cw, R, S = w.shape
+    Hp, Wp = H + 2 * qh, W + 2 * qw
+    copy_x = (qh, qw) != (0, 0)
+    xpad = _buffer("xpad", N * C * Hp * Wp, x.dtype).reshape(N, C, Hp, Wp) if copy_x else x
+    taps_shape = (R, S, Cw, K) if transposed else (R, S, K, Cw)
+    copy_w = R * S > 1 or transposed
+    taps = np.empty(taps_shape, w.dtype) if copy_w else w.reshape(taps_shape)
+    if copy_x or copy_w:
+        _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed)
+    return xpad, taps
+
+
+def _shift_gemm_any(xpad, taps, bias, out, dilation, threads):
+    N, K, OH, OW = out.shape
+    Wp = xpad.shape[3]
+    rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
+    direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
+    wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
+    _shift_gemm(xpad, taps, bias, out, dilation[0], dilation[1], rows, kblock, wide.reshape(threads, -1))
+
+
+@njit(parallel=True, cache=True)
+def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
+    N, C, H, W = x.shape
+    Hp, Wp = xpad.shape[2], xpad.shape[3]
+    K, Cw, R, S = w.shape
+    n_planes = N * C if copy_x else 0
+    n_weight_blocks = (K + 15) // 16 if copy_w else 0
+    for task in prange(n_planes + n_weight_blocks):
+        if task < n_planes:                            # one plane of the padded (or cropped) copy
+            n, c = task // C, task % C
+            for i in range(Hp):
+                h = i - qh
+                if h < 0 or h >= H:
+                    xpad[n, c, i, :] = 0
+                    continue
+                for j in range(Wp):
+                    v = j - qw
+                    xpad[n, c, i, j] = x[n, c, h, v] if 0 <= v < W else 0
+        else:                                          # the weights of 16 output channels
+            k0 = (task - n_planes) * 16
+            k1 = min(K, k0 + 16)
+            for r in range(R):
+                for s in range(S):
+                    if transposed:                     # write 16 consecutive k at a time
+                        for c in range(Cw):
+                            for k in range(k0, k1):
+                                taps[R - 1 - r, S - 1 - s, c, k] = w[k, c, r, s]
+                    else:
+                        for k in range(k0, k1):
+                            for c in range(Cw):
+                                taps[r, s, k, c] = w[k, c, r, s]
+
+
+@njit(parallel=True, cache=True)
+def _shift_gemm(xpad, taps, bias, out, dh, dw, rows, kblock, wide):
+    """out[n, k, i, j] = bias[k] + sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw] (stride 1).
+
+    xpad (N, C, Hp, Wp), taps (R, S, K, C), out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
+    wide (threads, kblock * L): per-thread wide output rows, unused when Wp == OW.
+    """
+    N, C, Hp, Wp = xpad.shape
+    R, S, K, _ = taps.shape
+    OH, OW = out.shape[2], out.shape[3]
+    threads = wide.shape[0]
+    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
+    n_tasks = N * n_rb * n_kb
+    direct = Wp == OW
+    xf, tf, of = xpad.reshape(xpad.size), taps.reshape(taps.size), out.reshape(out.size)
+    for t in prange(threads):
+        for task in range(t, n_tasks, threads):
+            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
+            i0, k0 = rb * rows, kb * kblock
+            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
+            L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
+            c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
+            for r in range(R):
+                for s in range(S):
+                    # C[k, l] (+)= taps[r, s, k, :] @ xpad[n, :, i0 + r*dh, s*dw + l]     (kc,cL->kL)
+                    gemm(False, False, k1 - k0, L, C, tf, ((r * S + s) * K + k0) * C, C,
+                         xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
+                         0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
+            # copy the valid columns out of the wide rows, adding the bias
+            for k in range(k0, k1):
+                for i in range(i0, i1):
+                    if direct:
+                        out[n, k, i, :] += bias[k]
+                    else:
+                        row = wide[t, (k - k0) * L + (i - i0) * Wp:]
+                        for j in range(OW):
+                            out[n, k, i, j] = row[j] + bias[k]
+
+
+# ---- im2col fallback (strided convolutions, few input channels) -----------------------------------------
+@njit(cache=True)
+def _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
+    """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    L = (i1 - i0) * OW
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                base = ((c * R + r) * S + s) * L
+                for i in range(i0, i1):
+                    h = i * sh - ph + r * dh
+                    at = base + (i - i0) * OW
+                    if h < 0 or h >= H:
+                        cols[at:at + OW] = 0
+                        continue
+                    for j in range(OW):
+                        v = j * sw - pw + s * dw
+                        cols[at + j] = x[n, c, h, v] if 0 <= v < W else 0
+
+
+@njit(parallel=True, cache=True)
+def _im2col_gemm(x, wmat, bias, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
+    """out[n, :, i0:i1, :] = bias + wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L), one task per row block."""
+    N = x.shape[0]
+    K, CRS = wmat.shape
+    OH, OW = out.shape[2], out.shape[3]
+    threads = cols.shape[0]
+    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
+    n_tasks = N * n_rb * n_kb
+    wf, of = wmat.reshape(wmat.size), out.reshape(out.size)
+    for t in prange(threads):
+        built = -1
+        for task in range(t, n_tasks, threads):
+            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
+            i0, k0 = rb * rows, kb * kblock
+            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
+            L = (i1 - i0) * OW
+            if built != n * n_rb + rb:
+                _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
+                built = n * n_rb + rb
+            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L,
+                 0.0, of, ((n * K + k0) * OH + i0) * OW, OH * OW)
+            for k in range(k0, k1):
+                out[n, k, i0:i1, :] += bias[k]
+
+
+# ---- convolution, input gradient ------------------------------------------------------------------------
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
+    dout, w = _prepare(dout, w)
+    N, C, H, W = x_shape
+    K, _, R, S = w.shape
+    OH, OW = dout.shape[2:]
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    threads = numba.get_num_threads()
+    with single_threaded_blas():
+        if (sh, sw) == (1, 1) and min(C, K) >= MIN_SHIFT_CHANNELS:
+            # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution
+            qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
+            doutp, taps = _pad_and_taps(dout, qh, qw, w, transposed=True)
+            dx = np.empty((N, C, H, W), dout.dtype)
+            _shift_gemm_any(doutp, taps, np.zeros(C, dout.dtype), dx, dilation, threads)
+        else:
+            dx = np.zeros((N, C, H, W), dout.dtype)
+            rows = _task_rows(OH, OW, K)
+            cblock = -(-C // max(1, min(C, -(-2 * threads // N))))
+            cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
+            _col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols)
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def _col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols):
+    """dx[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] += (wmat^T @ dout[n, :, rows])[(c, r, s), (i, j)].
+
+    One task per (image, block of input channels), which owns those dx planes; it walks all row blocks.
+    """
+    N, C, H, W = dx.shape
+    K, CRS = wmat.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    threads = cols.shape[0]
+    n_cb = (C + cblock - 1) // cblock
+    wf, df = wmat.reshape(wmat.size), dout.reshape(dout.size)
+    for t in prange(threads):
+        col = cols[t]
+        for task in range(t, N * n_cb, threads):
+            n, c0 = task // n_cb, (task % n_cb) * cblock
+            c1 = min(C, c0 + cblock)
+            for i0 in range(0, OH, rows):
+                i1 = min(OH, i0 + rows)
+                L = (i1 - i0) * OW
+                # col[(c, r, s), l] = sum_k W[k, c, r, s] * dout[n, k, l]                 (kq,kL->qL)
+                gemm(True, False, (c1 - c0) * R * S, L, K, wf, c0 * R * S, CRS,
+                     df, (n * K * OH + i0) * OW, OH * OW, 0.0, col, 0, L)
+                for c in range(c0, c1):
+                    for r in range(R):
+                        for s in range(S):
+                            base = (((c - c0) * R + r) * S + s) * L
+                            for i in range(i0, i1):
+                                h = i * sh - ph + r * dh
+                                if h < 0 or h >= H:
+                                    continue
+                                for j in range(OW):
+                                    v = j * sw - pw + s * dw
+                                    if 0 <= v < W:
+                                        dx[n, c, h, v] += col[base + (i - i0) * OW + j]
+
+
+# ---- convolution, weight gradient (training) ------------------------------------------------------------
+def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
+    dout, x = _prepare(dout, x)
+    K, C, R, S = w_shape
+    N, _, OH, OW = dout.shape
+    threads = numba.get_num_threads()
+    rows = _task_rows(OH, OW, C * R * S)
+    partial = np.zeros((threads, K, C * R * S), dout.dtype)
+    cols = _buffer("cols", threads * C * R * S * rows * OW, dout.dtype).reshape(threads, -1)
+    with single_threaded_blas():
+        _weight_gradient(dout, x, partial, *stride, *padding, *dilation, R, S, rows, cols)
+    return partial.sum(axis=0).reshape(w_shape)
+
+
+@njit(parallel=True, cache=True)
+def _weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols):
+    """partial[t] += dout[n, :, rows] (K, L) @ im2col(rows)^T (L, CRS) over thread t's tasks.
+
+    The caller sums the per-thread partial sums: dw = sum_t partial[t] (no overlapping += under prange).
+    """
+    N, K, OH, OW = dout.shape
+    threads, _, CRS = partial.shape
+    n_rb = (OH + rows - 1) // rows
+    df = dout.reshape(dout.size)
+    for t in prange(threads):
+        for task in range(t, N * n_rb, threads):
+            n, i0 = task // n_rb, (task % n_rb) * rows
+            i1 = min(OH, i0 + rows)
+            L = (i1 - i0) * OW
+            _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
+            gemm(False, True, K, CRS, L, df, (n * K * OH + i0) * OW, OH * OW, cols[t], 0, L,
+                 1.0, partial[t].reshape(K * CRS), 0, CRS)
+
+
+# ---- dense layers ---------------------------------------------------------------------------------------
+LINEAR_BLOCK = 256   # output features per task
+
+
+def linear_forward(x, w, b):
+    """out = x @ w^T + b. x (N, I), w (O, I), b (O,) or None: blocks of output features in parallel."""
+    x, w, b = _prepare(x, w, b)
+    out = np.empty((x.shape[0], w.shape[0]), x.dtype)
+    with single_threaded_blas():
+        _linear(x, w, b if b is not None else np.zeros(w.shape[0], x.dtype), out, numba.get_num_threads())
+    return out
+
+
+def linear_backward_input(dout, w):
+    """dx = dout @ w. dout (N, O), w (O, I): blocks of input features in parallel."""
+    dout, w = _prepare(dout, w)
+    dx = np.empty((dout.shape[0], w.shape[1]), dout.dtype)
+    with single_threaded_blas():
+        _linear_transposed(dout, w, dx, numba.get_num_threads())
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def _linear(x, w, b, out, threads):
+    N, I = x.shape
+    O = w.shape[0]
+    n_blocks = (O + LINEAR_BLOCK - 1) // LINEAR_BLOCK
+    xf, wf, of = x.reshape(x.size), w.reshape(w.size), out.reshape(out.size)
+    for t in prange(threads):
+        for blk in range(t, n_blocks, threads):
+            o0 = blk * LINEAR_BLOCK
+            o1 = min(O, o0 + LINEAR_BLOCK)
+            # out[:, o0:o1] = x (N, I) @ w[o0:o1]^T (I, o1-o0)                              (ni,oi->no)
+            gemm(False, True, N, o1 - o0, I, xf, 0, I, wf, o0 * I, I, 0.0, of, o0, O)
+            for n in range(N):
+                out[n, o0:o1] += b[o0:o1]
+
+
+@njit(parallel=True, cache=True)
+def _linear_transposed(dout, w, dx, threads):
+    N, O = dout.shape
+    I = w.shape[1]
+    n_blocks = (I + LINEAR_BLOCK - 1) // LINEAR_BLOCK
+    df, wf, xf = dout.reshape(dout.size), w.reshape(w.size), dx.reshape(dx.size)
+    for t in prange(threads):
+        for blk in range(t, n_blocks, threads):
+            i0 = blk * LINEAR_BLOCK
+            i1 = min(I, i0 + LINEAR_BLOCK)
+            # dx[:, i0:i1] = dout (N, O) @ w[:, i0:i1] (O, i1-i0)                               (no,oi->ni)
+            gemm(False, False, N, i1 - i0, O, df, 0, O, wf, i0, I, 0.0, xf, i0, I)

@@ -1,0 +1,72 @@
+"""BLAS GEMM callable from inside cached Numba kernels, run single-threaded per Numba thread.
+
+The Numba kernels of ``cpu.py`` split a convolution into tasks and run them on Numba's threads; each task
+calls one GEMM. That GEMM must be single-threaded BLAS (one threading model, no oversubscription), and the
+kernels must stay cacheable (``cache=True``). So:
+
+- scipy's ``cython_blas`` sgemm/dgemm (Fortran ABI, every argument a pointer) are registered with LLVM
+  under fixed symbol names and declared as ``ExternalFunction``s: the cached machine code refers to the
+  name, which this module re-registers on every import (a ctypes object would bake in an address and
+  disable the cache);
+- ``single_threaded_blas()`` sets the BLAS libraries' thread count to 1 around a kernel call (about 3 us;
+  the user's own NumPy/SciPy BLAS keeps its setting outside our kernels).
+"""
+import contextlib
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit, types
+from numba.extending import get_cython_function_address
+
+for _name in ("sgemm", "dgemm"):
+    llvm.add_symbol(f"minixai_cython_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
+
+_P = types.voidptr
+_GEMM_SIGNATURE = types.void(_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)
+_sgemm = types.ExternalFunction("minixai_cython_sgemm", _GEMM_SIGNATURE)
+_dgemm = types.ExternalFunction("minixai_cython_dgemm", _GEMM_SIGNATURE)
+
+
+@njit(cache=True, nogil=True)
+def gemm(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Row-major C = op(A) @ op(B) + beta * C on flat arrays, each matrix starting at its offset.
+
+    op(A) is (m, k), op(B) is (k, n), C is (m, n); ``lda/ldb/ldc`` are the row strides (in elements) of the
+    stored matrices; ``trans_a`` means A is stored as (k, m) and op(A) = A^T.
+    BLAS is column-major, and a row-major matrix is its column-major transpose, so we ask BLAS for
+    C^T = op(B)^T @ op(A)^T: the operands swap places and keep their transpose flags.
+    """
+    chars = np.array([78, 84], np.uint8)                        # 'N', 'T'
+    ints = np.array([n, m, k, ldb, lda, ldc], np.int32)
+    scalars = np.array([1.0, beta], c.dtype)                    # alpha, beta
+    ta = chars[1:] if trans_a else chars[:1]
+    tb = chars[1:] if trans_b else chars[:1]
+    args = (tb.ctypes, ta.ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes, scalars[0:].ctypes,
+            b[b_off:].ctypes, ints[3:].ctypes, a[a_off:].ctypes, ints[4:].ctypes, scalars[1:].ctypes,
+            c[c_off:].ctypes, ints[5:].ctypes)
+    if c.itemsize == 4:
+        _sgemm(*args)
+    else:
+        _dgemm(*args)
+
+
+_blas_controllers = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the enclosed kernels with every loaded BLAS limited to one thread (Numba owns the threads)."""
+    global _blas_controllers
+    if _blas_controllers is None:
+        from threadpoolctl import ThreadpoolController
+        _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    previous = [lib.get_num_threads() for lib in _blas_controllers]
+    for lib, count in zip(_blas_controllers, previous):
+        if count != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, count in zip(_blas_controllers, previous):
+            if count != 1:
+                lib.set_num_threads(count)

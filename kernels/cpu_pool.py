@@ -1,0 +1,70 @@
+"""Max-pooling kernels for the CPU backend (``minixai.kernels.cpu``): one Numba task per (n, c) plane.
+
+Forward: out[n, c, i, j] = max over the window (padding is -inf), argmax = flat index h*W + w of the first
+maximum in scan order; a NaN anywhere in the window wins (as in torch). Backward: every output's gradient
+goes to its argmax pixel. Planes are disjoint, so the scatter-add of the backward is safe under ``prange``.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .shapes import pool_output_size
+
+
+def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    out = np.empty((N, C, OH, OW), x.dtype)
+    argmax = np.empty((N, C, OH, OW), np.int64)
+    _maxpool_forward(x, out, argmax, *kernel, *stride, *padding, *dilation)
+    return out, argmax
+
+
+def maxpool2d_backward(dout, argmax, x_shape):
+    dout, argmax = np.ascontiguousarray(dout), np.ascontiguousarray(argmax, dtype=np.int64)
+    dx = np.zeros(x_shape, dout.dtype)
+    _maxpool_backward(dout, argmax, dx)
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_forward(x, out, argmax, kh, kw, sh, sw, ph, pw, dh, dw):
+    """One output row at a time: every tap (r, s), in scan order, updates the running maxima of the row."""
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, best, index = x[n, c], out[n, c], argmax[n, c]
+        for i in range(OH):
+            best[i, :] = -np.inf
+            index[i, :] = -1                      # stays -1 only if the window is all padding
+            for r in range(kh):
+                h = i * sh - ph + r * dh
+                if h < 0 or h >= H:
+                    continue
+                for s in range(kw):
+                    # the output columns j whose tap s is inside the row: 0 <= j*sw + start < W
+                    start = s * dw - pw
+                    j0 = min(OW, max(0, (-start + sw - 1) // sw))
+                    j1 = max(j0, min(OW, (W - start + sw - 1) // sw))
+                    for j in range(j0, j1):
+                        value, b = plane[h, j * sw + start], best[i, j]
+                        # strictly greater: the first maximum wins ties; the first NaN wins outright
+                        if value > b or index[i, j] < 0 or (value != value and b == b):
+                            best[i, j] = value
+                            index[i, j] = h * W + j * sw + start
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_backward(dout, argmax, dx):
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = dx[n, c].reshape(H * W)
+        for i in range(OH):
+            for j in range(OW):
+                index = argmax[n, c, i, j]
+                if index >= 0:
+                    plane[index] += dout[n, c, i, j]

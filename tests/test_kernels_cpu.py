@@ -1,0 +1,177 @@
+"""The Numba kernels (``minixai.kernels.cpu``) against the naive loops of ``kernels/reference.py``.
+
+Shapes, strides, padding and dilation are drawn by hypothesis. Every draw runs twice through the fast
+convolution: once on the shift-GEMM path and once on the im2col/col2im fallback, with tasks of a few
+output positions and small channel blocks so that row and channel blocking are exercised on tiny inputs.
+"""
+import contextlib
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from minixai.kernels import cpu, reference
+from minixai.kernels.shapes import pool_output_size
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RTOL = {np.float64: 1e-5, np.float32: 1e-3}
+
+
+def assert_close(actual, expected, dtype):
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert actual.flags.c_contiguous
+    scale = max(1.0, np.abs(expected).max(initial=0.0))
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+
+
+@contextlib.contextmanager
+def path(name, task_columns):
+    """Force the shift-GEMM or the im2col path, with small tasks (module constants, restored after)."""
+    saved = cpu.MIN_SHIFT_CHANNELS, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
+    cpu.MIN_SHIFT_CHANNELS = 1 if name == "shift" else 10 ** 9
+    cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
+    try:
+        yield
+    finally:
+        cpu.MIN_SHIFT_CHANNELS, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
+
+
+@st.composite
+def conv_cases(draw):
+    pair = lambda lo, hi: (draw(st.integers(lo, hi)), draw(st.integers(lo, hi)))  # noqa: E731
+    N, C, K = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    (H, W), (R, S) = pair(1, 12), pair(1, 4)
+    stride = draw(st.sampled_from([(1, 1), (1, 1), pair(1, 3)]))        # stride 1 takes the shift GEMM
+    padding, dilation = pair(0, 2), pair(1, 2)
+    for axis, (size, k) in enumerate(((H, R), (W, S))):
+        assume(size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1 >= 0)      # non-empty output
+    with_bias, seed = draw(st.booleans()), draw(st.integers(0, 2 ** 31))
+    return (N, C, H, W), (K, C, R, S), stride, padding, dilation, with_bias, seed
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@SETTINGS
+@given(case=conv_cases(), task_columns=st.integers(1, 40))
+def test_conv2d_matches_reference(dtype, case, task_columns):
+    x_shape, w_shape, stride, padding, dilation, with_bias, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    out = reference.conv2d_forward(x, w, b, stride, padding, dilation)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
+    dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
+    for name in ("shift", "im2col"):
+        with path(name, task_columns):
+            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
+            assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
+
+
+def test_conv2d_default_paths_on_wider_layers():
+    """Real layer widths with the module's own block sizes: RGB first layer, 3x3, 1x1, strided 1x1."""
+    rng = np.random.default_rng(0)
+    for x_shape, w_shape, stride, padding in [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
+                                              ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
+                                              ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
+                                              ((2, 24, 7, 7), (40, 24, 1, 1), (1, 1), (0, 0)),
+                                              ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0))]:
+        x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+        b = rng.standard_normal(w_shape[0])
+        out = reference.conv2d_forward(x, w, b, stride, padding, (1, 1))
+        dout = rng.standard_normal(out.shape)
+        assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1)), out, np.float64)
+        assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
+                     reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
+
+
+def test_conv2d_non_contiguous_input_and_one_thread():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 6, 2, 3)).astype(np.float32).transpose(2, 3, 0, 1)   # (2, 3, 5, 6) view
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    expected = reference.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert_close(cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1)), expected, np.float32)
+    finally:
+        numba.set_num_threads(previous)
+    assert_close(cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1)), expected, np.float32)
+
+
+@st.composite
+def pool_cases(draw):
+    pair = lambda lo, hi: (draw(st.integers(lo, hi)), draw(st.integers(lo, hi)))  # noqa: E731
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    (H, W), kernel, stride, dilation = pair(1, 12), pair(1, 4), pair(1, 3), pair(1, 2)
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))   # torch's limit
+    ceil_mode = draw(st.booleans())
+    for size, k, p, d in ((H, kernel[0], padding[0], dilation[0]), (W, kernel[1], padding[1], dilation[1])):
+        assume(size + 2 * p - d * (k - 1) - 1 >= 0)
+    return (N, C, H, W), kernel, stride, padding, dilation, ceil_mode, draw(st.integers(0, 2 ** 31))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+@SETTINGS
+@given(case=pool_cases())
+def test_maxpool2d_matches_reference(dtype, values, case):
+    x_shape, kernel, stride, padding, dilation, ceil_mode, seed = case
+    rng = np.random.default_rng(seed)
+    if values == "ties":        # few distinct values: the first maximum in scan order must win
+        x = rng.integers(-1, 2, x_shape).astype(dtype)
+    else:
+        x = rng.standard_normal(x_shape).astype(dtype)
+    if values == "nan":         # a NaN in a window makes that output NaN (torch propagates NaN)
+        x[rng.random(x_shape) < 0.15] = np.nan
+        x[rng.random(x_shape) < 0.05] = -np.inf
+    out, argmax = cpu.maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    ref_out, ref_argmax = reference.maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    assert out.shape == (*x_shape[:2], pool_output_size(x_shape[2], kernel[0], stride[0], padding[0], dilation[0],
+                                                        ceil_mode), ref_out.shape[3])
+    np.testing.assert_array_equal(out, ref_out)            # NaN == NaN here
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert out.dtype == x.dtype and argmax.dtype == np.int64 and out.flags.c_contiguous
+    # a window made only of padding (possible with dilation) has no argmax (-1) and passes no gradient;
+    # the reference would add its gradient at index -1, the last pixel
+    assume((argmax >= 0).all())
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = cpu.maxpool2d_backward(dout, argmax, x_shape)
+    assert_close(dx, reference.maxpool2d_backward(dout, ref_argmax, x_shape), dtype)
+
+
+def test_maxpool2d_vgg_shape_ties_and_nan():
+    x = np.zeros((2, 16, 14, 14), np.float32)                 # all ties: the window's top-left pixel wins
+    x[1, 3, 5, 4] = np.nan
+    out, argmax = cpu.maxpool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    ref_out, ref_argmax = reference.maxpool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert np.isnan(out[1, 3, 2, 2]) and argmax[1, 3, 2, 2] == 5 * 14 + 4
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linear_matches_matmul(dtype):
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((3, 700)), rng.standard_normal((1000, 700)), rng.standard_normal(1000)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    dout = rng.standard_normal((3, 1000)).astype(dtype)
+    assert_close(cpu.linear_forward(x, w, b), x @ w.T + b, dtype)
+    assert_close(cpu.linear_forward(x[:1], w, None), x[:1] @ w.T, dtype)
+    assert_close(cpu.linear_backward_input(dout, w), dout @ w, dtype)
+
+
+
+def test_blas_is_single_threaded_inside_kernels_only():
+    """One threading model: Numba's threads, each calling one-threaded BLAS; the user's setting is restored."""
+    from threadpoolctl import threadpool_info
+
+    from minixai.kernels.cpu_blas import single_threaded_blas
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with single_threaded_blas():
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
