@@ -136,8 +136,13 @@ class ReLU(Layer):
 
     def forward(self, x):
         self.x = x if self.keep_input else None      # the pre-activation, for DeepLIFT
-        self.mask = x > 0
-        return x * self.mask
+        self.out = array_module(x).maximum(x, 0)     # out > 0 exactly where x > 0; the next layer keeps it anyway
+        return self.out
+
+    @property
+    def mask(self):
+        """Where the gradient passes: x > 0."""
+        return self.out > 0
 
     def grad(self, dout):
         return dout * self.mask
