@@ -1,6 +1,6 @@
 """Train the shapes CNN with minixai alone and write the weights that ship with the package.
 
-    python -m minixai.train_shapes                 # writes weights/shapes.npz (about 10 minutes, 2 cores)
+    python -m minixai.train_shapes                 # writes weights/shapes.npz (10-15 minutes, 2 cores)
     python -m minixai.train_shapes --quick         # a short run to see that the loss falls
 
 Seeded end to end: the training and held-out sets come from minixai.data.shapes with fixed seeds, the
@@ -33,7 +33,7 @@ def accuracy(model, batch, batch_size=250):
     return correct / len(batch)
 
 
-def train(n_train=12000, epochs=6, batch_size=64, lr=2e-3, seed=0, n_test=2000, progress=True):
+def train(n_train=16000, epochs=8, batch_size=64, lr=2e-3, seed=0, n_test=2000, progress=True):
     """Returns (model, report) with the held-out accuracy and the loss per epoch."""
     rng = np.random.default_rng(seed)
     data = shapes.generate(n_train, seed=TRAIN_SEED)
@@ -67,10 +67,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--quick", action="store_true", help="2000 images, 1 epoch: a smoke test")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    n_train, epochs = (2000, 1) if args.quick else (12000, args.epochs)
+    n_train, epochs = (2000, 1) if args.quick else (16000, args.epochs)
     model, report = train(n_train=n_train, epochs=epochs, seed=args.seed)
     print(json.dumps(report, indent=2))
     meta = {"architecture": "shapes", "class_names": shapes.CLASS_NAMES, "source": "python -m minixai.train_shapes",
