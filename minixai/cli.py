@@ -37,8 +37,8 @@ def _load_image(source, spec):
             raise CLIError(f"{source!r}: expected shapes:N with an integer N") from None
         if not 0 <= index < 10000:
             raise CLIError(f"{source!r}: N must be in [0, 10000)")
-        batch = shapes.generate(index + 1, seed=TEST_SEED)
-        return batch.images[index:index + 1], f"shapes:{index} ({batch.class_names[batch.labels[index]]})"
+        batch = shapes.generate(1, seed=TEST_SEED, start=index)
+        return batch.images, f"shapes:{index} ({batch.class_names[batch.labels[0]]})"
     if not Path(source).is_file():
         raise CLIError(f"image not found: {source}")
     return mx.images.load(source, spec=spec), Path(source).name

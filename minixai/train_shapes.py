@@ -2,6 +2,7 @@
 
     python -m minixai.train_shapes                 # writes weights/shapes.npz (10-15 minutes, 2 cores)
     python -m minixai.train_shapes --quick         # a short run to see that the loss falls
+    python -m minixai.train_shapes --evaluate      # held-out accuracy of the shipped weights
 
 Seeded end to end: the training and held-out sets come from minixai.data.shapes with fixed seeds, the
 initialisation and the mini-batch order from one numpy Generator. Adam, cross-entropy, parameter
@@ -69,7 +70,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2000 images, 1 epoch: a smoke test")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate", action="store_true", help="only measure the held-out accuracy of --out")
     args = parser.parse_args(argv)
+    if args.evaluate:
+        from minixai.models.shapes import shapes as shapes_model
+        test = shapes.generate(2000, seed=TEST_SEED)
+        print(f"held-out accuracy of {args.out}: {accuracy(shapes_model(weights=args.out), test):.1%} "
+              f"(2000 images, seed {TEST_SEED})")
+        return
     n_train, epochs = (2000, 1) if args.quick else (16000, args.epochs)
     model, report = train(n_train=n_train, epochs=epochs, seed=args.seed)
     print(json.dumps(report, indent=2))

@@ -55,5 +55,12 @@ def test_masks_differ_by_class_geometry():
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True])
 def test_bad_n(n):
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
         shapes.generate(n)
+
+
+def test_image_i_does_not_depend_on_how_many_are_generated():
+    many, few, one = shapes.generate(12, seed=9), shapes.generate(4, seed=9), shapes.generate(1, seed=9, start=3)
+    np.testing.assert_array_equal(many.images[:4], few.images)
+    np.testing.assert_array_equal(many.images[3:4], one.images)
+    assert many.labels[3] == one.labels[0]

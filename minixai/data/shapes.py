@@ -107,13 +107,22 @@ def render(label, rng):
     return np.clip(image, 0, 1).astype(np.float32), mask
 
 
-def generate(n=100, seed=0):
-    """n images, labels balanced over the classes (n % 5 classes get one more), same seed -> same batch."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % len(CLASS_NAMES)).astype(np.int64)
-    pixels, masks = zip(*(render(label, rng) for label in labels))
+def labels_for(n, seed=0):
+    """Class of image i: every block of 5 consecutive images holds each class once, in a seeded order."""
+    K = len(CLASS_NAMES)
+    blocks = [np.random.default_rng([seed, 0, b]).permutation(K) for b in range(-(-n // K))]
+    return np.concatenate(blocks)[:n].astype(np.int64)
+
+
+def generate(n=100, seed=0, start=0):
+    """Images start..start+n-1 of the world `seed`. Image i depends only on (seed, i), so
+    generate(10, s)[3] is generate(4, s)[3] and generate(1, s, start=3)[0]. Classes are balanced:
+    counts differ by at most one, however many images are asked for."""
+    for name, value, low in (("n", n, 1), ("start", start, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be {'a positive' if low else 'a non-negative'} integer, got {value!r}")
+    labels = labels_for(start + n, seed)[start:]
+    pixels, masks = zip(*(render(label, np.random.default_rng([seed, 1, start + i])) for i, label in enumerate(labels)))
     pixels, masks = np.stack(pixels), np.stack(masks)
     images = SPEC.normalize(pixels.transpose(0, 3, 1, 2)).astype(np.float32)
     return ShapesBatch(np.ascontiguousarray(images), pixels, labels, masks, list(CLASS_NAMES), SPEC)
