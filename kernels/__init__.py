@@ -11,6 +11,12 @@ Every module provides::
     conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation) -> dw
     maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (out, argmax)
     maxpool2d_backward(dout, argmax, x_shape) -> dx
+    relu_forward(x) -> out                       out = max(x, 0), NaN stays NaN
+    relu_backward(dout, out) -> dx               dx = dout where out > 0, else 0 (a new array; dout is kept)
+
+The ``cpu`` module also has the dense layer's ``linear_forward(x, w, b) -> out`` and
+``linear_backward_input(dout, w) -> dx`` (x (N, I), w (O, I), b (O,) or None); layers use them only where
+the active module has them.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with
 ``H' = 1 + (H + 2P - D(R - 1) - 1) // S``. ``stride``, ``padding``, ``dilation``, ``kernel`` are (int, int)

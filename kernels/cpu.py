@@ -16,6 +16,7 @@ layers with few channels (the RGB first layer) fall back to im2col / col2im on o
 and the weight gradient (training only) uses im2col with one partial sum per thread.
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 """
+import contextlib
 import threading
 
 import numba
@@ -27,7 +28,7 @@ from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
-           "maxpool2d_backward", "linear_forward", "linear_backward_input"]
+           "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input"]
 
 TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
@@ -337,6 +338,60 @@ def _weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols)
             _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
             gemm(False, True, K, CRS, L, df, (n * K * OH + i0) * OW, OH * OW, cols[t], 0, L,
                  1.0, partial[t].reshape(K * CRS), 0, CRS)
+
+
+# ---- ReLU ---------------------------------------------------------------------------------------------
+RELU_CHUNK = 1 << 16           # elements per parallel task
+RELU_PARALLEL_MIN = 1 << 20    # below this many elements one thread is faster than a fork/join
+
+
+def relu_forward(x):
+    """out = max(x, 0) (NaN stays NaN, as np.maximum), one pass in parallel chunks."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    with _threads_for(x.size):
+        _relu(x.reshape(x.size), out.reshape(out.size), x.dtype.type(0))
+    return out
+
+
+def relu_backward(dout, out):
+    """dx = dout where out > 0, else 0; a new array (dout is left untouched: callers keep references)."""
+    dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
+    if dout.shape != out.shape:
+        raise ValueError(f"relu_backward: dout has shape {dout.shape}, the ReLU output {out.shape}")
+    dx = np.empty_like(dout)
+    with _threads_for(dout.size):
+        _relu_mask(dout.reshape(dout.size), out.reshape(out.size), dx.reshape(dx.size), dout.dtype.type(0))
+    return dx
+
+
+@contextlib.contextmanager
+def _threads_for(size):
+    """One Numba thread for an elementwise pass over fewer than RELU_PARALLEL_MIN elements."""
+    previous = numba.get_num_threads()
+    if size < RELU_PARALLEL_MIN and previous > 1:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@njit(parallel=True, cache=True)
+def _relu(x, out, zero):
+    for chunk in prange((x.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        xs, outs = x[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK], out[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK]
+        for i in range(xs.size):
+            outs[i] = zero if xs[i] < zero else xs[i]       # np.maximum(x, 0): NaN passes unchanged
+
+
+@njit(parallel=True, cache=True)
+def _relu_mask(dout, out, dx, zero):
+    for chunk in prange((dout.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
+        douts, outs, dxs = dout[part], out[part], dx[part]
+        for i in range(douts.size):
+            dxs[i] = douts[i] if outs[i] > zero else zero
 
 
 # ---- dense layers ---------------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 Forward: out[n, c, i, j] = max over the window (padding is -inf), argmax = flat index h*W + w of the first
 maximum in scan order; a NaN anywhere in the window wins (as in torch). Backward: every output's gradient
 goes to its argmax pixel. Planes are disjoint, so the scatter-add of the backward is safe under ``prange``.
+
+The general forward (any window, stride, padding, dilation, ceil_mode) updates one output row per tap. The
+two windows of the model zoo have their own kernels, which keep each output's running maximum in registers
+and scan its window in the same order: 2x2 stride 2 (VGG; about 5x faster) and 3x3 stride 2
+padding 1 (ResNet's stem). The backward zeroes each plane just before scattering into it, while in cache.
 """
 import numpy as np
 from numba import njit, prange
@@ -17,15 +22,29 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
     out = np.empty((N, C, OH, OW), x.dtype)
     argmax = np.empty((N, C, OH, OW), np.int64)
-    _maxpool_forward(x, out, argmax, *kernel, *stride, *padding, *dilation)
+    if (tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)) == ((2, 2), (2, 2), (0, 0), (1, 1)) \
+            and 2 * OH <= H and 2 * OW <= W:     # no window hangs over the edge (ceil_mode on an odd size)
+        _maxpool_2x2(x, out, argmax)
+    elif (tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)) == ((3, 3), (2, 2), (1, 1), (1, 1)):
+        _maxpool_3x3(x, out, argmax)
+    else:
+        _maxpool_forward(x, out, argmax, *kernel, *stride, *padding, *dilation)
     return out, argmax
 
 
 def maxpool2d_backward(dout, argmax, x_shape):
     dout, argmax = np.ascontiguousarray(dout), np.ascontiguousarray(argmax, dtype=np.int64)
-    dx = np.zeros(x_shape, dout.dtype)
+    dx = np.empty(x_shape, dout.dtype)
     _maxpool_backward(dout, argmax, dx)
     return dx
+
+
+@njit(inline="always")
+def _keep_max(best, at, value, index):
+    """The running (maximum, argmax) after the next tap in scan order: it wins if strictly greater (the
+    first maximum wins ties) or if it is the first NaN (nothing replaces a NaN). Branch-free selects."""
+    take = (value > best) | ((value != value) & (best == best))
+    return (value if take else best), (index if take else at)
 
 
 @njit(parallel=True, cache=True)
@@ -57,12 +76,57 @@ def _maxpool_forward(x, out, argmax, kh, kw, sh, sw, ph, pw, dh, dw):
 
 
 @njit(parallel=True, cache=True)
+def _maxpool_2x2(x, out, argmax):
+    """2x2 windows, stride 2, no padding, all inside the plane: the four taps unrolled in scan order."""
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, best, index = x[n, c], out[n, c], argmax[n, c]
+        for i in range(OH):
+            top, bottom = plane[2 * i], plane[2 * i + 1]
+            for j in range(OW):
+                v = 2 * j
+                m, at = top[v], 2 * i * W + v
+                m, at = _keep_max(m, at, top[v + 1], 2 * i * W + v + 1)
+                m, at = _keep_max(m, at, bottom[v], (2 * i + 1) * W + v)
+                m, at = _keep_max(m, at, bottom[v + 1], (2 * i + 1) * W + v + 1)
+                best[i, j], index[i, j] = m, at
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_3x3(x, out, argmax):
+    """3x3 windows, stride 2, padding 1 (ResNet's stem): constant trip counts, the edges tested per tap."""
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, best, index = x[n, c], out[n, c], argmax[n, c]
+        for i in range(OH):
+            for j in range(OW):
+                m, at = -np.inf, -1
+                for r in range(3):
+                    h = 2 * i - 1 + r
+                    if 0 <= h < H:
+                        for s in range(3):
+                            v = 2 * j - 1 + s
+                            if 0 <= v < W:
+                                if at < 0:                  # the window's first tap inside the plane
+                                    m, at = plane[h, v], h * W + v
+                                else:
+                                    m, at = _keep_max(m, at, plane[h, v], h * W + v)
+                best[i, j], index[i, j] = m, at
+
+
+@njit(parallel=True, cache=True)
 def _maxpool_backward(dout, argmax, dx):
+    """dx[argmax] += dout, plane by plane (zeroed first: the plane stays in cache for the scatter)."""
     N, C, H, W = dx.shape
     OH, OW = dout.shape[2], dout.shape[3]
     for p in prange(N * C):
         n, c = p // C, p % C
         plane = dx[n, c].reshape(H * W)
+        plane[:] = 0
         for i in range(OH):
             for j in range(OW):
                 index = argmax[n, c, i, j]

@@ -101,3 +101,13 @@ def maxpool2d_backward(dout, argmax, x_shape):
                 if index >= 0:
                     dx[n, c, index] += g
     return dx.reshape(x_shape)
+
+
+def relu_forward(x):
+    """out = max(x, 0)."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dout, out):
+    """dx = dout where the ReLU passed its input (out > 0), else 0."""
+    return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)

@@ -108,3 +108,12 @@ def maxpool2d_backward(dout, argmax, x_shape):
         import cupyx
         cupyx.scatter_add(dx, (rows, flat_index), flat_dout)
     return dx.reshape(x_shape)
+
+
+def relu_forward(x):
+    return array_module(x).maximum(x, 0)
+
+
+def relu_backward(dout, out):
+    xp = array_module(dout)
+    return xp.where(out > 0, dout, 0).astype(dout.dtype, copy=False)

@@ -28,6 +28,9 @@ def make_baseline(baseline, x, spec=None, seed=0, blur_sigma=5.0):
         return spec.normalize(pixels.astype(x.dtype))
     baseline = np.asarray(baseline)
     try:
-        return np.ascontiguousarray(np.broadcast_to(baseline, x.shape), dtype=x.dtype)
+        reference = np.ascontiguousarray(np.broadcast_to(baseline, x.shape), dtype=x.dtype)
     except ValueError:
         raise ValueError(f"baseline of shape {baseline.shape} does not fit the input of shape {x.shape}") from None
+    if not np.isfinite(reference).all():
+        raise ValueError("baseline contains NaN or infinite values")
+    return reference

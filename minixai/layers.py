@@ -121,8 +121,15 @@ class Linear(Layer):
         return self.apply_transposed(dout, self.weight)
 
     def apply(self, x, weight, bias=None):
-        out = x @ weight.astype(x.dtype, copy=False).T
-        return out + bias.astype(x.dtype, copy=False) if bias is not None else out
+        weight = weight.astype(x.dtype, copy=False)
+        bias = bias.astype(x.dtype, copy=False) if bias is not None else None
+        k = kernels()
+        if x.shape[0] > 1 and hasattr(k, "linear_forward"):
+            # a batch: blocks of output features on Numba's threads, 2-4x faster here than BLAS's x @ W^T
+            # (at batch 1 BLAS's matrix-vector product wins; dout @ W, the backward, stays with BLAS)
+            return k.linear_forward(x, weight, bias)
+        out = x @ weight.T
+        return out + bias if bias is not None else out
 
     def apply_transposed(self, dout, weight):
         return dout @ weight.astype(dout.dtype, copy=False)
@@ -136,7 +143,7 @@ class ReLU(Layer):
 
     def forward(self, x):
         self.x = x if self.keep_input else None      # the pre-activation, for DeepLIFT
-        self.out = array_module(x).maximum(x, 0)     # out > 0 exactly where x > 0; the next layer keeps it anyway
+        self.out = kernels().relu_forward(x)         # out > 0 exactly where x > 0; the next layer keeps it anyway
         return self.out
 
     @property
@@ -145,7 +152,7 @@ class ReLU(Layer):
         return self.out > 0
 
     def grad(self, dout):
-        return dout * self.mask
+        return kernels().relu_backward(dout, self.out)       # dout where out > 0, else 0
 
 
 class MaxPool2d(Layer):

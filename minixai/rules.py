@@ -172,7 +172,7 @@ class ZBox(LRPRule):
         high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
         z1, back1 = _term(layer, x, w, b)
         z2, back2 = _term(layer, low, _pos(w), _pos(b))
-        z3, back3 = _term(layer, high, _neg(w), None)
+        z3, back3 = _term(layer, high, _neg(w), _neg(b))
         s = R / stabilize(z1 - z2 - z3, self.stabilizer)
         return x * back1(s) - low * back2(s) - high * back3(s)
 

@@ -154,6 +154,60 @@ def test_maxpool2d_vgg_shape_ties_and_nan():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@SETTINGS
+@given(N=st.integers(1, 3), C=st.integers(1, 4), OH=st.integers(1, 7), OW=st.integers(1, 7),
+       odd=st.tuples(st.integers(0, 1), st.integers(0, 1)), ceil_mode=st.booleans(),
+       values=st.sampled_from(["normal", "ties", "nan"]), seed=st.integers(0, 2 ** 31))
+def test_maxpool2d_fast_paths_match_reference(dtype, N, C, OH, OW, odd, ceil_mode, values, seed):
+    """The 2x2/2 and 3x3/2 padding-1 kernels (odd sizes: ceil_mode windows hang over the edge)."""
+    rng = np.random.default_rng(seed)
+    x_shape = (N, C, 2 * OH + odd[0], 2 * OW + odd[1])
+    x = rng.integers(-1, 2, x_shape).astype(dtype) if values == "ties" else rng.standard_normal(x_shape).astype(dtype)
+    if values == "nan":
+        x[rng.random(x_shape) < 0.15] = np.nan
+        x[rng.random(x_shape) < 0.1] = -np.inf
+    for kernel, padding in (((2, 2), (0, 0)), ((3, 3), (1, 1))):
+        args = kernel, (2, 2), padding, (1, 1), ceil_mode
+        out, argmax = cpu.maxpool2d_forward(x, *args)
+        ref_out, ref_argmax = reference.maxpool2d_forward(x, *args)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_array_equal(argmax, ref_argmax)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        assert_close(cpu.maxpool2d_backward(dout, argmax, x_shape),
+                     reference.maxpool2d_backward(dout, ref_argmax, x_shape), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), seed=st.integers(0, 2 ** 31),
+       large=st.booleans())
+def test_relu_matches_reference(dtype, shape, seed, large):
+    """Forward and backward, NaN and zeros included; `large` takes the multi-threaded path."""
+    rng = np.random.default_rng(seed)
+    if large:
+        shape = [cpu.RELU_PARALLEL_MIN // 7 + 3, 7]
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[::5] = np.nan
+    x.flat[1::7] = -0.0
+    x.flat[2::7] = 0.0
+    dout = rng.standard_normal(shape).astype(dtype)
+    out = cpu.relu_forward(x)
+    np.testing.assert_array_equal(out, reference.relu_forward(x))
+    assert out.dtype == x.dtype
+    kept = dout.copy()
+    dx = cpu.relu_backward(dout, out)
+    np.testing.assert_array_equal(dx, reference.relu_backward(dout, out))
+    np.testing.assert_array_equal(dout, kept)                # dout is not modified in place
+    assert dx.dtype == dout.dtype and dx is not dout
+
+
+def test_relu_non_contiguous_input():
+    x = np.random.default_rng(3).standard_normal((4, 6, 5)).astype(np.float32).transpose(2, 0, 1)
+    np.testing.assert_array_equal(cpu.relu_forward(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(cpu.relu_backward(x, np.maximum(x, 0)), np.where(x > 0, x, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_linear_matches_matmul(dtype):
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((3, 700)), rng.standard_normal((1000, 700)), rng.standard_normal(1000)

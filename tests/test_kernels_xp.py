@@ -106,6 +106,30 @@ def test_maxpool2d_ceil_mode_keeps_the_last_partial_window(ceil_mode):
     np.testing.assert_array_equal(out[0, 0], expected)
 
 
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_relu_matches_reference(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(np.float32)        # zeros: the gradient does not pass at x = 0
+    x.flat[::4] = np.nan
+    dout = rng.standard_normal(shape).astype(np.float32)
+    out = xp.relu_forward(x)
+    np.testing.assert_array_equal(out, reference.relu_forward(x))
+    kept = dout.copy()
+    dx = xp.relu_backward(dout, out)
+    np.testing.assert_array_equal(dx, reference.relu_backward(dout, out))
+    np.testing.assert_array_equal(dout, kept)
+    assert out.dtype == dx.dtype == np.float32
+
+
+def test_relu_reference_is_the_definition():
+    x = np.array([-1.0, -0.0, 0.0, 2.0, np.nan, -np.inf, np.inf])
+    out = reference.relu_forward(x)
+    np.testing.assert_array_equal(out, [0, 0, 0, 2, np.nan, 0, np.inf])
+    dout = np.arange(7.0) + 1
+    np.testing.assert_array_equal(reference.relu_backward(dout, out), [0, 0, 0, 4, 0, 0, 7])
+
+
 # ---- both against PyTorch ----------------------------------------------------------------------------
 @SETTINGS
 @given(case=conv_cases())

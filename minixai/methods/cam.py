@@ -19,6 +19,8 @@ def default_layer(model):
     while i > 0 and isinstance(path[i - 1][1], (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)):
         i -= 1
     name = path[i - 1][0]
+    if "." not in name:
+        return name                                   # a top-level layer of a flat model
     parent = name.rsplit(".", 1)[0]
     siblings = [n for n, _ in path if n.startswith(parent + ".")]
     top_level = parent in model.root.children() and parent not in ("features", "classifier")
