@@ -193,3 +193,10 @@ def test_pixel_space_baseline_needs_a_spec(name, model, x):
 def test_unknown_composite_lists_the_valid_ones(model, x):
     with pytest.raises(ValueError, match="unknown composite 'epsilon_plus'; valid: epsilon_plus_flat, "):
         call("lrp", model, x, composite="epsilon_plus")
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "ig"])
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5])
+def test_batch_size_must_be_positive(method, batch_size, model, x):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        call(method, model, x, batch_size=batch_size)

@@ -29,6 +29,8 @@ def _noisy_gradients(model, x, target, n, sigma, seed, batch_size, progress):
     rng = np.random.default_rng(seed)
     N = x.shape[0]
     scale = (sigma * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3))))[:, None, None, None]
+    if batch_size is not None:
+        check_positive(batch_size, "batch_size")
     per_pass = max(1, (batch_size or n * N) // N)
     chunks = batches(n, per_pass)
     for chunk in tqdm(chunks, desc="smoothgrad", disable=not progress or len(chunks) < 2):

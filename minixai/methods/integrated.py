@@ -42,6 +42,8 @@ def path_gradients(model, x, baseline, targets, steps, method, batch_size=None, 
     batch_size bounds how many path points go through the network at once (None: all steps)."""
     alphas, weights = quadrature(steps, method)
     N = x.shape[0]
+    if batch_size is not None:
+        check_positive(batch_size, "batch_size")
     per_pass = max(1, (batch_size or steps * N) // N)
     total = np.zeros_like(x)
     chunks = batches(steps, per_pass)
