@@ -10,7 +10,13 @@ import contextlib
 import importlib
 import os
 
-import numpy as np
+# Numba's OpenMP threads sleep between parallel regions instead of spinning. On a busy machine (more
+# runnable threads than cores) spinning workers steal the cores the others need: a shapes-model gradient
+# took 0.25 s with spinning and 0.004 s without, a ResNet-50 gradient 2.0 s against 0.5 s. Set the
+# variable yourself to override; it must be set before the OpenMP runtime starts, hence here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 BACKENDS = ("reference", "numba", "numpy", "cupy")
 _MODULES = {"reference": "minixai.kernels.reference", "numba": "minixai.kernels.cpu",
