@@ -1,10 +1,13 @@
 """minixai: explain convolutional neural networks with an autograd-free NumPy engine."""
 from . import composites, data, images, layers, rules
 from .backend import get_backend, set_backend, use_backend
+from .counterfactual import counterfactual
+from .features import maximize_filter, maximize_filters
 from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
                       integrated_gradients, lrp, saliency, smoothgrad, vargrad)
 from .model import Model
 from .spec import InputSpec
+from .summit import summit
 
 __version__ = "0.1.0"
 
@@ -17,4 +20,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'minixai' has no attribute {name!r}")
 __all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec", "get_backend", "set_backend",
            "use_backend", "METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad",
-           "integrated_gradients", "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift"]
+           "integrated_gradients", "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift",
+           "summit", "counterfactual", "maximize_filter", "maximize_filters"]

@@ -3,6 +3,9 @@
     minixai demo                                    the main job on the embedded shapes model, offline
     minixai explain IMAGE --model shapes --method saliency,ig,gradcam --out figure.png
     minixai weights list | fetch NAME | convert FILE.pth --arch NAME | info FILE
+    minixai counterfactual IMAGE --model shapes --target CLASS --lr 0.01 --steps 500 --out cf.png
+    minixai filters --model shapes --layer features.6 --count 64 --steps 30 --out filters.png
+    minixai summit --layers features.4,features.7,features.10 --clusters 8 --steps 16 --images 32 --out graph.html
 
 IMAGE is an image file, or `shapes:N` for the N-th image of the shapes world's held-out set.
 Errors print one line and exit with status 1 (2 for a wrong command line).
@@ -151,6 +154,95 @@ def cmd_weights(args):
         print(json.dumps(weights.info(args.name), indent=2, default=str))
 
 
+def cmd_summit(args):
+    import minixai as mx
+    from minixai import viz
+    from minixai.data import shapes
+    from minixai.train_shapes import TEST_SEED
+    if args.model != "shapes":
+        raise CLIError(f"summit runs on the shapes world's images, so only --model shapes works here; "
+                       f"for {args.model}, call mx.summit(model, images, layers) from Python")
+    if args.images <= 0:
+        raise CLIError(f"--images must be a positive integer, got {args.images}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CLIError(f"--out must be an .html file (the drawing goes next to it as .png), got {out}")
+    model = _load_model("shapes", None)
+    batch = shapes.generate(args.images, seed=TEST_SEED)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()]
+    graph = mx.summit(model, batch.images, layers, clusters=args.clusters, steps=args.steps, seed=args.seed,
+                      progress=not args.json)
+    graph.to_html(out, images=batch.pixels)
+    png = viz.save(graph.plot(), out.with_suffix(".png"))
+    gaps = [abs(n.delta) for n in graph.nodes if n.delta is not None]
+    strongest = graph.prune(top_k=5).edges
+    if args.json:
+        print(json.dumps({"html": str(out), "png": str(png), "max_completeness_gap": max(gaps, default=0.0),
+                          "graph": json.loads(graph.to_json())}, indent=2))
+        return
+    print(f"SUMMIT graph of {args.images} held-out shapes images: {len(graph.nodes)} nodes in "
+          f"{len(layers)} layers, {len(graph.edges)} edges (largest completeness gap {max(gaps, default=0.0):.2g})")
+    for e in sorted(strongest, key=lambda e: -abs(e.weight)):
+        print(f"  {e.source:>16} -> {e.target:<16} w = {e.weight:+.4g}")
+    print(f"wrote {out} and {png}")
+
+
+def cmd_counterfactual(args):
+    import minixai as mx
+    from minixai import viz
+    from minixai.counterfactual import compare_figure
+    if args.method not in mx.METHODS:
+        raise CLIError(f"unknown method {args.method!r}; valid: {', '.join(mx.METHODS)}")
+    model = _load_model(args.model, args.weights)
+    x, label = _load_image(args.image, model.spec)
+    target = _target(args.target, model.spec, model(x))
+    result = mx.counterfactual(model, x, target, lr=args.lr, steps=args.steps, threshold=args.threshold,
+                               progress=not args.json)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viz.save(compare_figure(model, result, method=args.method), out)
+    names = model.spec.class_names
+    report = {"image": label, "model": args.model, "target": target, "target_name": names[target],
+              "success": result.success, "steps": result.steps,
+              "probability": float(result.probabilities[target]), "l1_distance": result.distance["l1"],
+              "l2_distance": result.distance["l2"], "figure": str(out)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{label} -> {names[target]} ({args.model}, lr {args.lr:g}): "
+          f"{'success' if result.success else 'NOT reached'} after {result.steps} steps")
+    print(f"  p({names[target]}) = {report['probability']:.2%}  (threshold {args.threshold:g})")
+    print(f"  L1 distance: mean |change| = {result.distance['l1']:.4f} of the pixel range "
+          f"(= {255 * result.distance['l1']:.2f} / 255)")
+    print(f"figure written to {out}")
+
+
+def cmd_filters(args):
+    import minixai as mx
+    from minixai import viz
+    if args.count <= 0:
+        raise CLIError(f"--count must be a positive integer, got {args.count}")
+    model = _load_model(args.model, args.weights)
+    results = mx.maximize_filters(model, args.layer, range(args.count), steps=args.steps, lr=args.lr,
+                                  seed=args.seed, size=args.size, batch_size=args.batch_size,
+                                  progress=not args.json)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{args.model} {args.layer}: filters 0-{args.count - 1}, {args.steps} steps of gradient ascent"
+    viz.save(viz.filter_grid(results, title=title), out)
+    start = np.array([r.history[0] for r in results])
+    final = np.array([r.history[-1] for r in results])
+    if args.json:
+        print(json.dumps({"model": args.model, "layer": args.layer, "steps": args.steps, "figure": str(out),
+                          "filters": [{"filter": r.filter, "start": float(r.history[0]),
+                                       "final": float(r.history[-1])} for r in results]}, indent=2))
+        return
+    print(f"{args.count} filters of {args.layer} ({args.model}), {args.steps} steps: mean activation "
+          f"(median over filters) {np.median(start):.3g} -> {np.median(final):.3g}; "
+          f"{int((final > start).sum())}/{args.count} filters raised")
+    print(f"grid written to {out}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minixai", description="Explain the decisions of CNNs.")
     parser.add_argument("--backend", choices=["reference", "numba", "numpy", "cupy"], help="kernels to use")
@@ -180,6 +272,44 @@ def build_parser():
     p.add_argument("--arch", help="architecture of the file to convert")
     p.add_argument("--out", type=Path, help="output .npz (convert)")
     p.set_defaults(run=cmd_weights)
+
+    p = sub.add_parser("summit", help="SUMMIT attribution graph of the shapes model: HTML page and PNG drawing")
+    p.add_argument("--model", default="shapes", help="shapes (the graph is computed on shapes-world images)")
+    p.add_argument("--layers", default="features.4,features.7,features.10", help="comma-separated, forward order")
+    p.add_argument("--clusters", type=int, default=8, help="nodes per layer")
+    p.add_argument("--steps", type=int, default=16, help="integration steps of IG")
+    p.add_argument("--images", type=int, default=32, help="number of held-out shapes images")
+    p.add_argument("--out", default="summit.html", help="the HTML page; the drawing is written next to it (.png)")
+    p.add_argument("--seed", type=int, default=0, help="k-means++ seed")
+    p.add_argument("--json", action="store_true", help="machine-readable output (with the whole graph)")
+    p.set_defaults(run=cmd_summit)
+
+    p = sub.add_parser("counterfactual", help="change an image until the model predicts another class")
+    p.add_argument("image", help="an image file, or shapes:N for the N-th held-out shapes image")
+    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
+    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+    p.add_argument("--target", required=True, help="the class to reach: index or name")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate (seed 003: 0.01 vs 0.1)")
+    p.add_argument("--steps", type=int, default=500, help="at most this many steps")
+    p.add_argument("--threshold", type=float, default=0.9, help="stop when p(target) reaches this")
+    p.add_argument("--method", default="saliency", help="attribution method of the figure's maps")
+    p.add_argument("--out", default="counterfactual.png", help="where to write the comparison figure")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_counterfactual)
+
+    p = sub.add_parser("filters", help="feature visualisation: the input each filter of a layer likes most")
+    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
+    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+    p.add_argument("--layer", required=True, help="layer name, e.g. features.6 (shapes) or layer3 (resnet)")
+    p.add_argument("--count", type=int, default=64, help="visualise filters 0..count-1")
+    p.add_argument("--steps", type=int, default=30, help="gradient-ascent steps")
+    p.add_argument("--lr", type=float, default=10.0, help="step length (L2 norm of each step)")
+    p.add_argument("--size", type=int, help="input size in pixels (default: the model's)")
+    p.add_argument("--batch-size", type=int, help="filters per pass (default: all at once)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start noise")
+    p.add_argument("--out", default="filters.png", help="where to write the grid")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_filters)
     return parser
 
 

@@ -6,7 +6,8 @@ import contextlib
 
 import numpy as np
 
-from .layers import Conv2d, Layer, Linear, Sequential
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d,
+                     Sequential)
 from .validate import check_images, check_layer_name
 
 
@@ -65,9 +66,18 @@ class Model:
 
     @property
     def in_channels(self):
-        """Channels the first layer expects (None for a model that starts with a dense layer)."""
-        first = next(layer for layer in self._layers.values() if isinstance(layer, (Conv2d, Linear)))
+        """Channels the first layer expects (None for a model that starts with a dense layer or has neither)."""
+        first = next((layer for layer in self._layers.values() if isinstance(layer, (Conv2d, Linear))), None)
         return first.in_channels if isinstance(first, Conv2d) else None
+
+    def _input_ndim(self):
+        """4 for image-like input, 2 for (N, features), None when the layers accept either (ReLU only)."""
+        for layer in self._layers.values():
+            if isinstance(layer, Linear):
+                return 2
+            if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Flatten)):
+                return 4
+        return None
 
     # ---- forward / backward ----------------------------------------------------------------------
     def __call__(self, x, capture=None):
@@ -76,8 +86,7 @@ class Model:
     def forward(self, x, capture=None):
         """Logits for x (N, C, H, W). `capture`: names whose output (and, after backward, gradient)
         are kept; read them with `captured(name)`."""
-        first = self._path[0][1] if self._path else None
-        x = check_images(x, self.in_channels, ndim=2 if isinstance(first, Linear) else 4)
+        x = check_images(x, self.in_channels, ndim=self._input_ndim())
         for layer in self._layers.values():
             layer.capture = False
         for name in capture or ():

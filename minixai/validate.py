@@ -12,6 +12,8 @@ def check_images(x, channels=None, name="x", ndim=4):
         raise TypeError(f"{name} must be a numpy array of shape (N, C, H, W), got {type(x).__name__}")
     if ndim == 2 and x.ndim != 2:
         raise ValueError(f"{name} must have shape (N, features) for this model, got shape {tuple(x.shape)}")
+    if ndim is None and x.ndim not in (2, 4):
+        raise ValueError(f"{name} must have shape (N, C, H, W) or (N, features), got shape {tuple(x.shape)}")
     if ndim == 4 and x.ndim != 4:
         hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
         raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}{hint}")

@@ -18,9 +18,8 @@ The exercises of seed 003, one call each (x = mx.images.load(path, spec=model.sp
                                                     for s in (10, 100)}, spec=model.spec)
     target-free gradients (IG 5)          panel(x, {"class c": mx.saliency(model, x, c),
                                                     "sum of all logits": mx.saliency(model, x, None)}, spec=model.spec)
-    original vs counterfactual            grid([overlay(x, s, model.spec), overlay(cf.image, s_cf, model.spec)],
-                                               titles=["original", "counterfactual"], ncols=2)
-Seed 004, the first 64 filters of a layer:   grid(filter_images, ncols=8)   # each rescaled to its own range
+    original vs counterfactual            minixai.counterfactual.compare_figure(model, mx.counterfactual(model, x, c))
+Seed 004, the first 64 filters of a layer:   filter_grid(mx.maximize_filters(model, "layer3", range(64)))
 Signed attributions (gradient x input, IG, LRP, DeepLIFT): diverging(a), i.e. heatmap(a, norm="absmax").
 """
 import matplotlib.colors
@@ -247,6 +246,18 @@ def grid(images, titles=None, ncols=8, cmap=None, spec=None, title=None, cell=1.
     if title:
         fig.suptitle(title)
     return fig
+
+
+def filter_grid(images, titles=None, ncols=8, title=None, cell=1.2):
+    """Seed 004 (e): filter visualisations in a grid, 8 per row; returns the Figure.
+    images: FilterVisualization objects (from mx.maximize_filters; titled with their filter index) or
+    uint8 pixels (H, W, 3) in 0-255, drawn as they are (no further rescaling)."""
+    items = list(images)
+    if titles is None and items and all(hasattr(v, "filter") for v in items):
+        titles = [str(v.filter) for v in items]
+    pixels = [np.asarray(getattr(v, "image", v)) for v in items]
+    return grid([p / 255.0 if p.dtype == np.uint8 else p for p in pixels], titles=titles, ncols=ncols,
+                title=title, cell=cell)
 
 
 def _grid_item(img, spec):
