@@ -164,7 +164,7 @@ class ZBox(LRPRule):
         if self.low is None or self.high is None:
             if model.spec is None:
                 raise ValueError("ZBox needs low/high bounds: the model has no input spec to take them from")
-            self.low, self.high = model.spec.valid_range()
+            self.low, self.high = model.spec.valid_range(np.float64)     # cast to each input's dtype below
 
     def relevance(self, layer, R):
         x, w, b = layer.x, layer.weight, layer.bias

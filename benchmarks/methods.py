@@ -1,0 +1,329 @@
+"""minixai's attribution methods (numba backend) against their peers on VGG-16 and ResNet-50: same weights,
+same input, same thread count, CPU, 224x224, batch 1.
+
+    python benchmarks/methods.py --rounds 3                          # the full table + IG peak memory (long)
+    python benchmarks/methods.py --models resnet50 --methods saliency gradcam --rounds 1 --no-memory
+    python benchmarks/methods.py --memory-only --models resnet50     # only the IG memory table
+
+Peers: Captum for saliency (Saliency, abs=False), gxi (InputXGradient), smoothgrad (NoiseTunnel over Saliency,
+same n, stdevs = sigma * (max x - min x) as minixai), ig (IntegratedGradients, gausslegendre, same steps),
+guided (GuidedBackprop), deconvnet (Deconvolution), deeplift (DeepLift, Rescale), gradcam (LayerGradCam +
+bilinear LayerAttribution.interpolate, as mx.gradcam upsamples) and guided_gradcam (GuidedGradCam, bilinear);
+Zennit for lrp (EpsilonPlusFlat, ResNetCanonizer / VGGCanonizer); pytorch-grad-cam's GradCAM as a second
+gradcam row. Baselines: black (minixai's default), the same array given to Captum. Targets: the top class.
+
+The torch model is prepared as in tests/test_parity_methods.py (`captum_ready`, read its docstring): one ReLU
+module per call site and none inplace (Captum's DeepLift refuses torchvision's ResNet otherwise), a copy of
+each max-pool's input (Captum's ReLU would rescale the plain max-pool gradient), and Captum's DeepLIFT
+max-pool rule sums where windows overlap. These change nothing in the forward pass and cost a few copies.
+
+Both engines run in one process, alternating method by method (minixai, then its peer) for several rounds
+after a warm-up call of each; the table gives medians and the ratio minixai / peer (below 1: minixai is
+faster), and the relative L2 difference of the two results from the warm-up call (float32, so the ReLU-kink
+flips of tests/test_parity_torch.py show up at the 1e-3 level; SmoothGrad's noise differs, so none there).
+The machine may be shared and noisy: trust the ratios of one run more than absolute times across runs.
+
+IG peak memory (50 steps by default): a fresh subprocess per measurement; peak resident memory (VmHWM)
+during one IG call minus the resident memory just before it, the model loaded and warmed up (on a copy) and
+freed memory returned to the system. minixai batch_size=None runs all steps at once; batch_size=10 bounds the
+images per pass, as Captum's internal_batch_size does.
+"""
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
+MODELS = ("vgg16", "resnet50")
+METHOD_NAMES = ("saliency", "gxi", "smoothgrad", "ig", "guided", "deconvnet", "deeplift", "gradcam",
+                "guided_gradcam", "lrp")                      # mx.METHODS, in the table's order
+
+
+# ---- the models -----------------------------------------------------------------------------------------
+def captum_ready(net):
+    """One ReLU module per call site, none inplace, max-pools reading a copy of their input (see the
+    docstring of tests/test_parity_methods.py: this is what lets Captum compute the named method)."""
+    import torch
+    import torchvision
+
+    class SeparateReLUBottleneck(torchvision.models.resnet.Bottleneck):
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu1(self.bn1(self.conv1(x)))
+            out = self.relu2(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return self.relu(out + identity)
+
+    for block in net.modules():
+        if type(block) is torchvision.models.resnet.Bottleneck:
+            block.__class__ = SeparateReLUBottleneck
+            block.relu1, block.relu2 = torch.nn.ReLU(), torch.nn.ReLU()
+    for m in net.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+        if isinstance(m, torch.nn.MaxPool2d):
+            m.register_forward_pre_hook(lambda module, args: tuple(a.clone() for a in args))
+    return net
+
+
+def patch_captum_deeplift_maxpool():
+    """Captum's DeepLIFT max-pool rule, unpooling with a sum where windows overlap (ResNet's stem pool)."""
+    import torch
+    from captum.attr._core import deep_lift
+
+    def unpool_summing(values, indices, kernel_size, stride, padding, output_size):
+        N, C, H, W = output_size
+        out = values.new_zeros(N, C, H * W)
+        return out.scatter_add_(2, indices.flatten(2), values.flatten(2)).view(N, C, H, W)
+
+    def maxpool2d(module, ins, outs, grad_in, grad_out, eps=1e-10):
+        return deep_lift.maxpool(module, torch.nn.functional.max_pool2d, unpool_summing, ins, outs, grad_in,
+                                 grad_out, eps=eps)
+
+    deep_lift.SUPPORTED_NON_LINEAR[torch.nn.MaxPool2d] = maxpool2d
+
+
+def build(arch, seed=0):
+    """(torch model, minixai model, x (1, 3, 224, 224) float32, black baseline, top class), inference mode."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    from minixai import models
+
+    torch.manual_seed(seed)
+    net = getattr(torchvision.models, arch)(weights=None).eval()
+    model = models.from_torchvision(net)
+    net = captum_ready(net)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x = model.spec.normalize(np.random.default_rng(seed).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32))
+    black = model.spec.normalize(np.zeros_like(x))
+    with torch.no_grad():
+        target = int(net(torch.from_numpy(x)).argmax())       # torch's: minixai's model holds no activations yet
+    return net, model, x, black, target
+
+
+# ---- one call of each engine ----------------------------------------------------------------------------
+def rows(arch, net, model, x, black, target, args):
+    """[(method, peer name, minixai call, peer call, compare)], each call returning a numpy array."""
+    import numpy as np
+    import torch
+    from captum import attr
+
+    import minixai as mx
+
+    xt = torch.from_numpy(x)
+    layer_name = {"vgg16": "features.29", "resnet50": "layer4"}[arch]      # mx.gradcam's default layer
+    layer = net.get_submodule(layer_name)
+    sigma = 0.15
+
+    def inputs():
+        return xt.clone().requires_grad_()
+
+    def captum(explainer, **options):
+        return lambda: explainer.attribute(inputs(), target=target, **options).detach().numpy()
+
+    def gradcam_captum():
+        cam = attr.LayerGradCam(net, layer).attribute(inputs(), target=target, relu_attributions=True)
+        return attr.LayerAttribution.interpolate(cam, x.shape[2:], interpolate_mode="bilinear")[:, 0].detach().numpy()
+
+    def gradcam_pgc():
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        with GradCAM(model=net, target_layers=[layer]) as cam:
+            return cam(input_tensor=inputs(), targets=[ClassifierOutputTarget(target)])
+
+    def lrp_zennit():
+        from zennit.attribution import Gradient
+        from zennit.composites import EpsilonPlusFlat
+        from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+        canonizer = ResNetCanonizer() if arch.startswith("resnet") else VGGCanonizer()
+        one_hot = torch.zeros(1, model.num_outputs)
+        one_hot[0, target] = 1
+        with Gradient(model=net, composite=EpsilonPlusFlat(canonizers=[canonizer])) as attributor:
+            return attributor(xt.clone(), lambda out: one_hot * out.detach())[1].numpy()
+
+    def normalised(cam):            # pytorch-grad-cam's min-max scaling, for the comparison only
+        cam = cam - cam.min(axis=(1, 2), keepdims=True)
+        return cam / (1e-7 + cam.max(axis=(1, 2), keepdims=True))
+
+    n, steps, bs = args.samples, args.steps, args.batch_size
+    stdevs = float(sigma * (x.max() - x.min()))
+    table = [
+        ("saliency", "Captum", lambda: mx.saliency(model, x, target), captum(attr.Saliency(net), abs=False)),
+        ("gxi", "Captum", lambda: mx.gradient_x_input(model, x, target), captum(attr.InputXGradient(net))),
+        ("smoothgrad", "Captum",
+         lambda: mx.smoothgrad(model, x, target, n=n, sigma=sigma, batch_size=bs, progress=False),
+         captum(attr.NoiseTunnel(attr.Saliency(net)), nt_type="smoothgrad", nt_samples=n, stdevs=stdevs,
+                nt_samples_batch_size=bs, abs=False)),
+        ("ig", "Captum",
+         lambda: mx.integrated_gradients(model, x, target, baseline=black, steps=steps, batch_size=bs,
+                                         progress=False),
+         captum(attr.IntegratedGradients(net), baselines=torch.from_numpy(black), n_steps=steps,
+                method="gausslegendre", internal_batch_size=bs)),
+        ("guided", "Captum", lambda: mx.guided_backprop(model, x, target), captum(attr.GuidedBackprop(net))),
+        ("deconvnet", "Captum", lambda: mx.deconvnet(model, x, target), captum(attr.Deconvolution(net))),
+        ("deeplift", "Captum", lambda: mx.deeplift(model, x, target, baseline=black),
+         captum(attr.DeepLift(net), baselines=torch.from_numpy(black))),
+        ("gradcam", "Captum", lambda: mx.gradcam(model, x, target), gradcam_captum),
+        ("gradcam", "pytorch-grad-cam", lambda: normalised(mx.gradcam(model, x, target)), gradcam_pgc),
+        ("guided_gradcam", "Captum", lambda: mx.guided_gradcam(model, x, target),
+         captum(attr.GuidedGradCam(net, layer), interpolate_mode="bilinear")),
+        ("lrp", "Zennit", lambda: mx.lrp(model, x, target, composite="epsilon_plus_flat"), lrp_zennit),
+    ]
+    return [row for row in table if row[0] in args.methods]
+
+
+def relative_l2(ours, theirs):
+    import numpy as np
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64).reshape(np.shape(ours))
+    return float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))
+
+
+def time_table(args):
+    import torch
+    torch.set_num_threads(THREADS)
+    warnings.filterwarnings("ignore", message="Setting forward, backward hooks")     # Captum's DeepLift notice
+    patch_captum_deeplift_maxpool()
+    results = []
+    for arch in args.models:
+        net, model, x, black, target = build(arch)
+        table = rows(arch, net, model, x, black, target, args)
+        agreement = {}
+        for method, peer, ours, theirs in table:                 # warm-up, and the agreement column
+            agreement[method, peer] = None if method == "smoothgrad" else relative_l2(ours(), theirs())
+            print(f"  {arch} {method} ({peer}): warm, relative L2 difference {agreement[method, peer]}",
+                  file=sys.stderr, flush=True)
+        times = {(method, peer, engine): [] for method, peer, _, _ in table for engine in ("mx", "peer")}
+        for r in range(args.rounds):
+            for method, peer, ours, theirs in table:
+                for engine, call in (("mx", ours), ("peer", theirs)):
+                    gc.collect()
+                    start = time.perf_counter()
+                    call()
+                    times[method, peer, engine].append(time.perf_counter() - start)
+                print(f"  {arch} round {r + 1} {method} ({peer}): minixai {times[method, peer, 'mx'][-1]:.2f} s, "
+                      f"peer {times[method, peer, 'peer'][-1]:.2f} s", file=sys.stderr, flush=True)
+        for method, peer, _, _ in table:
+            mx_s = statistics.median(times[method, peer, "mx"])
+            peer_s = statistics.median(times[method, peer, "peer"])
+            results.append((method, arch, peer, mx_s, peer_s, agreement[method, peer]))
+        del net, model, table
+        gc.collect()
+    return results
+
+
+# ---- IG peak memory (one subprocess per measurement) ----------------------------------------------------
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _release_freed_memory():
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def memory_probe(engine, arch, batch_size, steps):
+    """Run in a subprocess: MB of resident memory one IG call adds at its peak."""
+    import torch
+    from captum import attr
+
+    import minixai as mx
+    torch.set_num_threads(THREADS)
+    net, model, x, black, target = build(arch)
+
+    def ig(m, n):
+        if engine == "mx":
+            return mx.integrated_gradients(m, x, target, baseline=black, steps=n, batch_size=batch_size,
+                                           progress=False)
+        return attr.IntegratedGradients(m).attribute(
+            torch.from_numpy(x).requires_grad_(), baselines=torch.from_numpy(black), target=target, n_steps=n,
+            method="gausslegendre", internal_batch_size=batch_size)
+
+    subject = model if engine == "mx" else net
+    del net, model
+    warm = copy.deepcopy(subject)
+    ig(warm, 2)                          # kernels compiled/loaded, on a copy that then goes with its caches
+    del warm
+    _release_freed_memory()
+    with open("/proc/self/clear_refs", "w") as f:                                    # reset VmHWM to VmRSS
+        f.write("5")
+    before = _status_kb("VmRSS")
+    ig(subject, steps)
+    return (_status_kb("VmHWM") - before) / 1024
+
+
+def memory_table(models, steps):
+    results = []
+    for arch in models:
+        for engine in ("mx", "captum"):
+            for batch_size in ("None", "10"):
+                out = subprocess.run([sys.executable, __file__, "--memory-probe", engine, arch, batch_size,
+                                      str(steps)], check=True, capture_output=True, text=True).stdout
+                mb = json.loads(out.splitlines()[-1])
+                print(f"  IG memory {arch} {engine} batch {batch_size}: {mb:.0f} MB", file=sys.stderr, flush=True)
+                results.append((arch, engine, batch_size, mb))
+    return results
+
+
+# ---- main -----------------------------------------------------------------------------------------------
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), choices=METHOD_NAMES,
+                        help="names from mx.METHODS (gradcam: both the Captum and the pytorch-grad-cam row)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=50, help="IG steps (default: minixai's 50)")
+    parser.add_argument("--samples", type=int, default=50, help="SmoothGrad n (default: minixai's 50)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per pass for IG/SmoothGrad in the time table, both engines (default: all)")
+    parser.add_argument("--memory-steps", type=int, default=50)
+    parser.add_argument("--no-memory", action="store_true", help="skip the IG peak-memory subprocesses")
+    parser.add_argument("--memory-only", action="store_true", help="only the IG peak-memory table")
+    parser.add_argument("--memory-probe", nargs=4, metavar=("ENGINE", "ARCH", "BATCH", "STEPS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_probe:
+        engine, arch, batch_size, steps = args.memory_probe
+        batch_size = None if batch_size == "None" else int(batch_size)
+        print(json.dumps(memory_probe(engine, arch, batch_size, int(steps))))
+        return
+    from importlib.metadata import version
+    print(f"threads: {THREADS} (numba and torch), torch {version('torch')}, captum {version('captum')}, "
+          f"zennit {version('zennit')}, grad-cam {version('grad-cam')}, 224x224, batch 1, "
+          f"{args.rounds} rounds, medians; IG {args.steps} steps, SmoothGrad n={args.samples}, "
+          f"batch_size {args.batch_size}")
+    if not args.memory_only:
+        results = time_table(args)
+        print("| method | model | peer | minixai s | peer s | minixai/peer | rel. L2 diff |")
+        print("|---|---|---|---|---|---|---|")
+        for method, arch, peer, mx_s, peer_s, diff in results:
+            shown = "-" if diff is None else f"{diff:.1e}"
+            print(f"| {method} | {arch} | {peer} | {mx_s:.2f} | {peer_s:.2f} | {mx_s / peer_s:.2f} | {shown} |")
+    if not args.no_memory:
+        memory = memory_table(args.models, args.memory_steps)
+        print(f"\nIG ({args.memory_steps} steps, gausslegendre) peak memory above the loaded model, MB:")
+        print("| model | engine | batch | peak MB |")
+        print("|---|---|---|---|")
+        for arch, engine, batch_size, mb in memory:
+            name = "minixai batch_size" if engine == "mx" else "Captum internal_batch_size"
+            print(f"| {arch} | {name} | {batch_size} | {mb:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
