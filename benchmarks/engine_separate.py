@@ -1,0 +1,85 @@
+"""minixai against PyTorch with each engine in its own process (fresh interpreter per measurement).
+
+    python benchmarks/engine_separate.py                 # vgg16 and resnet50, batch 1 and 8
+    python benchmarks/engine_separate.py --rounds 5 --archs resnet50 --batches 1
+
+Why a second engine benchmark: in one process, Numba's OpenMP runtime and torch's share the two cores
+and slow each other down (torch's ResNet-50 forward went from 0.06 s alone to 2.4 s beside minixai's
+threads), which flatters minixai. Here each (engine, model, batch) runs in a fresh subprocess that only
+imports its own engine, 2 threads each; the subprocesses alternate, and the table gives the median of
+the per-process medians. Timed: forward, and forward + gradient of logit 0 w.r.t. the input.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+MINIXAI = """
+import json, sys, time, numpy as np
+import minixai as mx
+from minixai import models
+arch, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model = getattr(models, arch)(seed=0)
+x = np.random.default_rng(0).standard_normal((n, 3, 224, 224)).astype(np.float32)
+mx.saliency(model, x, 0)
+fwd, grad = [], []
+for _ in range(reps):
+    t = time.perf_counter(); model(x); fwd.append(time.perf_counter() - t)
+    t = time.perf_counter(); mx.saliency(model, x, 0); grad.append(time.perf_counter() - t)
+print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(grad)[len(grad) // 2]}))
+"""
+
+TORCH = """
+import json, sys, time, torch, torchvision
+torch.set_num_threads(2)
+arch, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model = getattr(torchvision.models, arch)().eval()
+for p in model.parameters():
+    p.requires_grad_(False)
+x = torch.randn(n, 3, 224, 224)
+def gradient():
+    xx = x.clone().requires_grad_(True)
+    return torch.autograd.grad(model(xx)[:, 0].sum(), xx)[0]
+with torch.inference_mode():
+    model(x)
+gradient()
+fwd, grad = [], []
+for _ in range(reps):
+    with torch.inference_mode():
+        t = time.perf_counter(); model(x); fwd.append(time.perf_counter() - t)
+    t = time.perf_counter(); gradient(); grad.append(time.perf_counter() - t)
+print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(grad)[len(grad) // 2]}))
+"""
+
+
+def run(code, arch, batch, reps):
+    result = subprocess.run([sys.executable, "-c", code, arch, str(batch), str(reps)], capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=["vgg16", "resnet50"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--rounds", type=int, default=3, help="processes per engine (alternating)")
+    parser.add_argument("--reps", type=int, default=3, help="timed passes per process")
+    args = parser.parse_args()
+    print("| model | batch | pass | minixai | torch | minixai/torch |")
+    print("|---|---|---|---|---|---|")
+    for arch in args.archs:
+        for batch in args.batches:
+            ours, theirs = [], []
+            for _ in range(args.rounds):
+                ours.append(run(MINIXAI, arch, batch, args.reps))
+                theirs.append(run(TORCH, arch, batch, args.reps))
+            for key in ("forward", "input grad"):
+                a = statistics.median(r[key] for r in ours)
+                b = statistics.median(r[key] for r in theirs)
+                print(f"| {arch} | {batch} | {key} | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {a / b:.2f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
