@@ -27,13 +27,24 @@ def default_layer(model):
     return parent if top_level and siblings[-1] == name else name
 
 
+def layer_gradient(model, x, targets, layer):
+    """(A, dy/dA): the layer's output and the gradient of the explained score with respect to it.
+    For a layer on the model's main path the backward pass stops there: the part of the network above the
+    layer is run again on A and differentiated (no gradient down to the input is needed)."""
+    if layer not in model.path_names():
+        input_gradient(model, x, targets, capture=[layer])
+        return model.captured(layer)
+    A = model.activations(x, [layer])[layer]
+    head = model.submodel(start=layer)
+    return A, input_gradient(head, A, targets)[0]
+
+
 def gradcam(model, x, target, layer=None, upsample=True, relu=True):
     """Class activation map (N, H, W) of the input size (upsample=True, bilinear) or (N, h, w) of the layer's.
     layer: a layer name (default: `default_layer(model)`); relu=False keeps the negative evidence."""
     x, targets = prepare(model, x, target)
     layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
-    input_gradient(model, x, targets, capture=[layer])
-    A, dA = model.captured(layer)
+    A, dA = layer_gradient(model, x, targets, layer)
     if A.ndim != 4:
         raise ValueError(f"Grad-CAM needs a layer with spatial maps (N, K, h, w); {layer!r} outputs {A.shape}")
     alpha = dA.mean(axis=(2, 3))                                  # (N, K)
