@@ -16,7 +16,6 @@ Peak memory of the input-gradient pass is measured in a fresh subprocess per eng
 of another copy, freed memory returned to the system).
 """
 import argparse
-import ctypes
 import gc
 import json
 import os
@@ -25,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from _memory import release_freed_memory, status_kb  # benchmarks/ is on sys.path when run as a script
 
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
 TARGET = 7          # the explained logit
@@ -122,22 +123,6 @@ def time_table(archs, batches, rounds):
 
 
 # ---- peak memory (one subprocess per measurement) -------------------------------------------------------
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _release_freed_memory():
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def memory_probe(engine, arch, batch):
     """Run in a subprocess: MB of resident memory the input-gradient pass adds at its peak."""
     import torch
@@ -155,12 +140,12 @@ def memory_probe(engine, arch, batch):
 
     fresh_pass()()                       # warm-up (kernels compiled/loaded) on a model that is then dropped
     run = fresh_pass()                   # a fresh model: it holds no activations of the warm-up
-    _release_freed_memory()
+    release_freed_memory()
     with open("/proc/self/clear_refs", "w") as f:                                    # reset VmHWM to VmRSS
         f.write("5")
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     run()
-    return (_status_kb("VmHWM") - before) / 1024
+    return (status_kb("VmHWM") - before) / 1024
 
 
 def memory_table(archs, batches):

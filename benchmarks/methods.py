@@ -30,7 +30,6 @@ images per pass, as Captum's internal_batch_size does.
 """
 import argparse
 import copy
-import ctypes
 import gc
 import json
 import os
@@ -39,6 +38,8 @@ import subprocess
 import sys
 import time
 import warnings
+
+from _memory import release_freed_memory, status_kb  # benchmarks/ is on sys.path when run as a script
 
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
 MODELS = ("vgg16", "resnet50")
@@ -222,22 +223,6 @@ def time_table(args):
 
 
 # ---- IG peak memory (one subprocess per measurement) ----------------------------------------------------
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _release_freed_memory():
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def memory_probe(engine, arch, batch_size, steps):
     """Run in a subprocess: MB of resident memory one IG call adds at its peak."""
     import torch
@@ -260,12 +245,12 @@ def memory_probe(engine, arch, batch_size, steps):
     warm = copy.deepcopy(subject)
     ig(warm, 2)                          # kernels compiled/loaded, on a copy that then goes with its caches
     del warm
-    _release_freed_memory()
+    release_freed_memory()
     with open("/proc/self/clear_refs", "w") as f:                                    # reset VmHWM to VmRSS
         f.write("5")
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     ig(subject, steps)
-    return (_status_kb("VmHWM") - before) / 1024
+    return (status_kb("VmHWM") - before) / 1024
 
 
 def memory_table(models, steps):

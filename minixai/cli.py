@@ -243,6 +243,11 @@ def cmd_filters(args):
     print(f"grid written to {out}")
 
 
+def _model_options(p):
+    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
+    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minixai", description="Explain the decisions of CNNs.")
     parser.add_argument("--backend", choices=["reference", "numba", "numpy", "cupy"], help="kernels to use")
@@ -250,8 +255,7 @@ def build_parser():
 
     p = sub.add_parser("explain", help="explain one image: top-5 predictions and a figure of attributions")
     p.add_argument("image", help="an image file, or shapes:N for the N-th held-out shapes image")
-    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
-    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+    _model_options(p)
     p.add_argument("--method", default="saliency,ig,gradcam", help="comma-separated, from: " + DEMO_METHODS)
     p.add_argument("--target", help="class index or name (default: the predicted class)")
     p.add_argument("--out", default="explanation.png", help="where to write the figure")
@@ -286,8 +290,7 @@ def build_parser():
 
     p = sub.add_parser("counterfactual", help="change an image until the model predicts another class")
     p.add_argument("image", help="an image file, or shapes:N for the N-th held-out shapes image")
-    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
-    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+    _model_options(p)
     p.add_argument("--target", required=True, help="the class to reach: index or name")
     p.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate (seed 003: 0.01 vs 0.1)")
     p.add_argument("--steps", type=int, default=500, help="at most this many steps")
@@ -298,8 +301,7 @@ def build_parser():
     p.set_defaults(run=cmd_counterfactual)
 
     p = sub.add_parser("filters", help="feature visualisation: the input each filter of a layer likes most")
-    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
-    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+    _model_options(p)
     p.add_argument("--layer", required=True, help="layer name, e.g. features.6 (shapes) or layer3 (resnet)")
     p.add_argument("--count", type=int, default=64, help="visualise filters 0..count-1")
     p.add_argument("--steps", type=int, default=30, help="gradient-ascent steps")
