@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .cpu_blas import gemm, single_threaded_blas
+from .cpu_blas import gemm, gemv, single_threaded_blas
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
@@ -395,11 +395,12 @@ def _relu_mask(dout, out, dx, zero):
 
 
 # ---- dense layers ---------------------------------------------------------------------------------------
-LINEAR_BLOCK = 256   # output features per task
+# Both directions give each Numba thread one contiguous block of rows of W (output features), so W, the
+# big operand, is streamed once and split evenly; at batch 1 the product is a matrix-vector one (gemv).
 
 
 def linear_forward(x, w, b):
-    """out = x @ w^T + b. x (N, I), w (O, I), b (O,) or None: blocks of output features in parallel."""
+    """out = x @ w^T + b. x (N, I), w (O, I), b (O,) or None."""
     x, w, b = _prepare(x, w, b)
     out = np.empty((x.shape[0], w.shape[0]), x.dtype)
     with single_threaded_blas():
@@ -408,39 +409,43 @@ def linear_forward(x, w, b):
 
 
 def linear_backward_input(dout, w):
-    """dx = dout @ w. dout (N, O), w (O, I): blocks of input features in parallel."""
+    """dx = dout @ w. dout (N, O), w (O, I): each thread computes a block of input features."""
     dout, w = _prepare(dout, w)
-    dx = np.empty((dout.shape[0], w.shape[1]), dout.dtype)
+    dxt = np.empty((w.shape[1], dout.shape[0]), dout.dtype)      # dx^T: OpenBLAS is 1.7x faster this way
     with single_threaded_blas():
-        _linear_transposed(dout, w, dx, numba.get_num_threads())
-    return dx
+        _linear_transposed(np.ascontiguousarray(dout.T), w, dxt, numba.get_num_threads())
+    return np.ascontiguousarray(dxt.T)
 
 
 @njit(parallel=True, cache=True)
 def _linear(x, w, b, out, threads):
     N, I = x.shape
     O = w.shape[0]
-    n_blocks = (O + LINEAR_BLOCK - 1) // LINEAR_BLOCK
+    rows = (O + threads - 1) // threads
     xf, wf, of = x.reshape(x.size), w.reshape(w.size), out.reshape(out.size)
     for t in prange(threads):
-        for blk in range(t, n_blocks, threads):
-            o0 = blk * LINEAR_BLOCK
-            o1 = min(O, o0 + LINEAR_BLOCK)
-            # out[:, o0:o1] = x (N, I) @ w[o0:o1]^T (I, o1-o0)                              (ni,oi->no)
+        o0, o1 = t * rows, min(O, (t + 1) * rows)
+        if o0 >= o1:
+            continue
+        if N == 1:    # out[0, o0:o1] = w[o0:o1] (o1-o0, I) @ x[0] (I,)                          (oi,i->o)
+            gemv(False, o1 - o0, I, wf, o0 * I, I, xf, 0, 0.0, of, o0)
+        else:         # out[:, o0:o1] = x (N, I) @ w[o0:o1]^T (I, o1-o0)                         (ni,oi->no)
             gemm(False, True, N, o1 - o0, I, xf, 0, I, wf, o0 * I, I, 0.0, of, o0, O)
-            for n in range(N):
-                out[n, o0:o1] += b[o0:o1]
+        for n in range(N):
+            out[n, o0:o1] += b[o0:o1]
 
 
 @njit(parallel=True, cache=True)
-def _linear_transposed(dout, w, dx, threads):
-    N, O = dout.shape
+def _linear_transposed(dout_t, w, dxt, threads):
+    O, N = dout_t.shape
     I = w.shape[1]
-    n_blocks = (I + LINEAR_BLOCK - 1) // LINEAR_BLOCK
-    df, wf, xf = dout.reshape(dout.size), w.reshape(w.size), dx.reshape(dx.size)
+    cols = (I + threads - 1) // threads
+    df, wf, xf = dout_t.reshape(dout_t.size), w.reshape(w.size), dxt.reshape(dxt.size)
     for t in prange(threads):
-        for blk in range(t, n_blocks, threads):
-            i0 = blk * LINEAR_BLOCK
-            i1 = min(I, i0 + LINEAR_BLOCK)
-            # dx[:, i0:i1] = dout (N, O) @ w[:, i0:i1] (O, i1-i0)                               (no,oi->ni)
-            gemm(False, False, N, i1 - i0, O, df, 0, O, wf, i0, I, 0.0, xf, i0, I)
+        i0, i1 = t * cols, min(I, (t + 1) * cols)
+        if i0 >= i1:
+            continue
+        if N == 1:    # dx[0, i0:i1] = w[:, i0:i1]^T (i1-i0, O) @ dout[0] (O,)                   (oi,o->i)
+            gemv(True, O, i1 - i0, wf, i0, I, df, 0, 0.0, xf, i0)
+        else:         # dx^T[i0:i1] = w[:, i0:i1]^T (i1-i0, O) @ dout^T (O, N)                    (oi,on->in)
+            gemm(True, False, i1 - i0, N, O, wf, i0, I, df, 0, N, 0.0, xf, i0 * N, N)

@@ -18,13 +18,16 @@ import numpy as np
 from numba import njit, types
 from numba.extending import get_cython_function_address
 
-for _name in ("sgemm", "dgemm"):
+for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
     llvm.add_symbol(f"minixai_cython_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
 
 _P = types.voidptr
 _GEMM_SIGNATURE = types.void(_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)
 _sgemm = types.ExternalFunction("minixai_cython_sgemm", _GEMM_SIGNATURE)
 _dgemm = types.ExternalFunction("minixai_cython_dgemm", _GEMM_SIGNATURE)
+_GEMV_SIGNATURE = types.void(_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)
+_sgemv = types.ExternalFunction("minixai_cython_sgemv", _GEMV_SIGNATURE)
+_dgemv = types.ExternalFunction("minixai_cython_dgemv", _GEMV_SIGNATURE)
 
 
 @njit(cache=True, nogil=True)
@@ -48,6 +51,26 @@ def gemm(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off
         _sgemm(*args)
     else:
         _dgemm(*args)
+
+
+@njit(cache=True, nogil=True)
+def gemv(trans_a, m, n, a, a_off, lda, x, x_off, beta, y, y_off):
+    """Row-major y = op(A) @ x + beta * y on flat arrays; A is stored (m, n) with row stride ``lda``,
+    op(A) = A (y has m entries) or, with ``trans_a``, A^T (y has n entries). Unit strides for x and y.
+
+    Column-major BLAS sees the stored A as its transpose (n, m), so the transpose flag flips.
+    """
+    chars = np.array([78, 84], np.uint8)                        # 'N', 'T'
+    ints = np.array([n, m, lda, 1], np.int32)
+    scalars = np.array([1.0, beta], y.dtype)
+    ta = chars[:1] if trans_a else chars[1:]
+    args = (ta.ctypes, ints[0:].ctypes, ints[1:].ctypes, scalars[0:].ctypes, a[a_off:].ctypes,
+            ints[2:].ctypes, x[x_off:].ctypes, ints[3:].ctypes, scalars[1:].ctypes, y[y_off:].ctypes,
+            ints[3:].ctypes)
+    if y.itemsize == 4:
+        _sgemv(*args)
+    else:
+        _dgemv(*args)
 
 
 _blas_controllers = None

@@ -124,15 +124,19 @@ class Linear(Layer):
         weight = weight.astype(x.dtype, copy=False)
         bias = bias.astype(x.dtype, copy=False) if bias is not None else None
         k = kernels()
-        if x.shape[0] > 1 and hasattr(k, "linear_forward"):
-            # a batch: blocks of output features on Numba's threads, 2-4x faster here than BLAS's x @ W^T
-            # (at batch 1 BLAS's matrix-vector product wins; dout @ W, the backward, stays with BLAS)
+        if hasattr(k, "linear_forward"):
+            # the CPU backend splits W over Numba's threads: BLAS's own threads would keep spinning after
+            # x @ W^T and slow down the next Numba kernel by up to 2x
             return k.linear_forward(x, weight, bias)
         out = x @ weight.T
         return out + bias if bias is not None else out
 
     def apply_transposed(self, dout, weight):
-        return dout @ weight.astype(dout.dtype, copy=False)
+        weight = weight.astype(dout.dtype, copy=False)
+        k = kernels()
+        if hasattr(k, "linear_backward_input"):
+            return k.linear_backward_input(dout, weight)
+        return dout @ weight
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
