@@ -12,8 +12,8 @@ the padded width Wp (the last S-1 columns of each are junk) and copy the valid o
 
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
-layers with few channels (the RGB first layer) fall back to im2col / col2im on one block of rows at a time,
-and the weight gradient (training only) uses im2col with one partial sum per thread.
+layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
+block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 """
 import contextlib
@@ -34,6 +34,8 @@ TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
 MIN_SHIFT_CHANNELS = 16  # below this GEMM depth (RGB input, or an RGB input's gradient) use im2col/col2im
 MIN_CHANNEL_BLOCK = 32   # never split the output channels into blocks smaller than this
+MIN_SHIFT_PLANE = 400    # below this many output positions per image (14x14, 7x7) im2col is 1.2-4x faster:
+                         # the shift GEMM's wide rows are too short and its weight copy dominates
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -86,9 +88,9 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
     bias = b if b is not None else np.zeros(K, x.dtype)
     threads = numba.get_num_threads()
     with single_threaded_blas():
-        if tuple(stride) == (1, 1) and C >= MIN_SHIFT_CHANNELS:
-            xpad, taps = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, bias, out, dilation, threads)
+        if _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
+            xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
+            _shift_gemm_any(xpad, taps, trans, bias, out, dilation, threads)
         else:
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
@@ -97,33 +99,42 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
     return out
 
 
+def _use_shift_gemm(stride, padding, kernel, channels, plane):
+    """The shift GEMM for stride 1 with enough channels on a large enough plane, and for every
+    unpadded 1x1 convolution (a plain matrix product per image); im2col/col2im otherwise."""
+    if tuple(stride) != (1, 1) or channels < MIN_SHIFT_CHANNELS:
+        return False
+    return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
+
+
 def _pad_and_taps(x, qh, qw, w, transposed):
-    """(xpad, taps) for the shift GEMM, filled in one parallel region (each region costs a fork/join).
+    """(xpad, taps, trans) for the shift GEMM, filled in one parallel region (each costs a fork/join).
 
     xpad[n, c, i, j] = x[n, c, i - qh, j - qw], 0 outside x (a negative q crops); x itself if q = 0.
     taps[r, s] = W[:, :, r, s] (R, S, K, C), or with ``transposed`` the kernel of the input gradient,
-    W[:, :, R-1-r, S-1-s]^T (R, S, C, K); a 1x1 kernel needs no copy.
+    W[:, :, R-1-r, S-1-s]^T (R, S, C, K). A 1x1 kernel needs no copy: W itself, and ``trans`` tells
+    the GEMM to read each tap transposed.
     """
     N, C, H, W = x.shape
     K, Cw, R, S = w.shape
     Hp, Wp = H + 2 * qh, W + 2 * qw
     copy_x = (qh, qw) != (0, 0)
     xpad = _buffer("xpad", N * C * Hp * Wp, x.dtype).reshape(N, C, Hp, Wp) if copy_x else x
-    taps_shape = (R, S, Cw, K) if transposed else (R, S, K, Cw)
-    copy_w = R * S > 1 or transposed
-    taps = np.empty(taps_shape, w.dtype) if copy_w else w.reshape(taps_shape)
+    copy_w = R * S > 1
+    taps = np.empty((R, S, Cw, K) if transposed else (R, S, K, Cw), w.dtype) if copy_w else w.reshape(1, 1, K, Cw)
     if copy_x or copy_w:
         _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed)
-    return xpad, taps
+    return xpad, taps, transposed and not copy_w
 
 
-def _shift_gemm_any(xpad, taps, bias, out, dilation, threads):
+def _shift_gemm_any(xpad, taps, trans, bias, out, dilation, threads):
     N, K, OH, OW = out.shape
     Wp = xpad.shape[3]
     rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(xpad, taps, bias, out, dilation[0], dilation[1], rows, kblock, wide.reshape(threads, -1))
+    _shift_gemm(xpad, taps, trans, bias, out, dilation[0], dilation[1], rows, kblock,
+                wide.reshape(threads, -1))
 
 
 @njit(parallel=True, cache=True)
@@ -160,14 +171,16 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(xpad, taps, bias, out, dh, dw, rows, kblock, wide):
+def _shift_gemm(xpad, taps, trans, bias, out, dh, dw, rows, kblock, wide):
     """out[n, k, i, j] = bias[k] + sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw] (stride 1).
 
-    xpad (N, C, Hp, Wp), taps (R, S, K, C), out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
+    xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
+    out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
     wide (threads, kblock * L): per-thread wide output rows, unused when Wp == OW.
     """
     N, C, Hp, Wp = xpad.shape
-    R, S, K, _ = taps.shape
+    K = out.shape[1]
+    R, S = taps.shape[0], taps.shape[1]
     OH, OW = out.shape[2], out.shape[3]
     threads = wide.shape[0]
     n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
@@ -184,7 +197,8 @@ def _shift_gemm(xpad, taps, bias, out, dh, dw, rows, kblock, wide):
             for r in range(R):
                 for s in range(S):
                     # C[k, l] (+)= taps[r, s, k, :] @ xpad[n, :, i0 + r*dh, s*dw + l]     (kc,cL->kL)
-                    gemm(False, False, k1 - k0, L, C, tf, ((r * S + s) * K + k0) * C, C,
+                    a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
+                    gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C,
                          xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
                          0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
             # copy the valid columns out of the wide rows, adding the bias
@@ -254,12 +268,12 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     threads = numba.get_num_threads()
     with single_threaded_blas():
-        if (sh, sw) == (1, 1) and min(C, K) >= MIN_SHIFT_CHANNELS:
+        if _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
-            doutp, taps = _pad_and_taps(dout, qh, qw, w, transposed=True)
+            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, transposed=True)
             dx = np.empty((N, C, H, W), dout.dtype)
-            _shift_gemm_any(doutp, taps, np.zeros(C, dout.dtype), dx, dilation, threads)
+            _shift_gemm_any(doutp, taps, trans, np.zeros(C, dout.dtype), dx, dilation, threads)
         else:
             dx = np.zeros((N, C, H, W), dout.dtype)
             rows = _task_rows(OH, OW, K)

@@ -29,13 +29,13 @@ def assert_close(actual, expected, dtype):
 @contextlib.contextmanager
 def path(name, task_columns):
     """Force the shift-GEMM or the im2col path, with small tasks (module constants, restored after)."""
-    saved = cpu.MIN_SHIFT_CHANNELS, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
-    cpu.MIN_SHIFT_CHANNELS = 1 if name == "shift" else 10 ** 9
+    saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
+    cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 1 if name == "shift" else 10 ** 9
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     try:
         yield
     finally:
-        cpu.MIN_SHIFT_CHANNELS, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
+        cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
 
 
 @st.composite
@@ -72,12 +72,15 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
 
 
 def test_conv2d_default_paths_on_wider_layers():
-    """Real layer widths with the module's own block sizes: RGB first layer, 3x3, 1x1, strided 1x1."""
+    """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
+    large plane, 1x1 on a small and on a large plane, strided 1x1."""
     rng = np.random.default_rng(0)
     for x_shape, w_shape, stride, padding in [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
                                               ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
                                               ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
+                                              ((1, 16, 22, 20), (32, 16, 3, 3), (1, 1), (1, 1)),
                                               ((2, 24, 7, 7), (40, 24, 1, 1), (1, 1), (0, 0)),
+                                              ((1, 24, 21, 20), (40, 24, 1, 1), (1, 1), (0, 0)),
                                               ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0))]:
         x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
         b = rng.standard_normal(w_shape[0])
@@ -216,6 +219,7 @@ def test_linear_matches_matmul(dtype):
     assert_close(cpu.linear_forward(x, w, b), x @ w.T + b, dtype)
     assert_close(cpu.linear_forward(x[:1], w, None), x[:1] @ w.T, dtype)
     assert_close(cpu.linear_backward_input(dout, w), dout @ w, dtype)
+    assert_close(cpu.linear_backward_input(dout[:1], w), dout[:1] @ w, dtype)      # batch 1: gemv
 
 
 
