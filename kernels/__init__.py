@@ -6,7 +6,9 @@
 
 Every module provides::
 
-    conv2d_forward(x, w, b, stride, padding, dilation) -> out
+    conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False) -> out
+                                                 out = conv * scale[k] + b[k] (then max(., 0) with relu):
+                                                 an inference batch norm and ReLU fused into the conv
     conv2d_backward_input(dout, w, x_shape, stride, padding, dilation) -> dx
     conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation) -> dw
     maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (out, argmax)
@@ -15,8 +17,9 @@ Every module provides::
     relu_backward(dout, out) -> dx               dx = dout where out > 0, else 0 (a new array; dout is kept)
 
 The ``cpu`` module also has the dense layer's ``linear_forward(x, w, b) -> out`` and
-``linear_backward_input(dout, w) -> dx`` (x (N, I), w (O, I), b (O,) or None); layers use them only where
-the active module has them.
+``linear_backward_input(dout, w) -> dx`` (x (N, I), w (O, I), b (O,) or None), and batch norm's
+``channel_affine(x, scale, shift) -> x * scale[c] + shift[c]``; layers use them only where the active
+module has them.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with
 ``H' = 1 + (H + 2P - D(R - 1) - 1) // S``. ``stride``, ``padding``, ``dilation``, ``kernel`` are (int, int)

@@ -28,7 +28,8 @@ from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
-           "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input"]
+           "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input",
+           "channel_affine"]
 
 TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
@@ -78,25 +79,34 @@ def _prepare(*arrays):
 
 
 # ---- convolution, forward -------------------------------------------------------------------------------
-def conv2d_forward(x, w, b, stride, padding, dilation):
-    x, w, b = _prepare(x, w, b)
+def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
+    x, w, b, scale = _prepare(x, w, b, scale)
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
     OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
     out = np.empty((N, K, OH, OW), x.dtype)
+    # the epilogue of every task: out = max(scale[k] * conv + bias[k], 0 if relu); x * 1 + 0 is exact
     bias = b if b is not None else np.zeros(K, x.dtype)
+    scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
     with single_threaded_blas():
         if _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, trans, bias, out, dilation, threads)
+            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads)
         else:
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
-            _im2col_gemm(x, w.reshape(K, C * R * S), bias, out, *stride, *padding, *dilation, R, S, rows,
-                         kblock, cols)
+            _im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, out, *stride, *padding, *dilation,
+                         R, S, rows, kblock, cols)
     return out
+
+
+@njit(cache=True, inline="always")
+def _epilogue(v, a, b, relu):
+    """a * v + b, then the ReLU if asked (NaN passes, as np.maximum)."""
+    v = a * v + b
+    return v - v if relu and v < 0 else v       # v - v: a zero of v's own type
 
 
 def _use_shift_gemm(stride, padding, kernel, channels, plane):
@@ -127,13 +137,13 @@ def _pad_and_taps(x, qh, qw, w, transposed):
     return xpad, taps, transposed and not copy_w
 
 
-def _shift_gemm_any(xpad, taps, trans, bias, out, dilation, threads):
+def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads):
     N, K, OH, OW = out.shape
     Wp = xpad.shape[3]
     rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(xpad, taps, trans, bias, out, dilation[0], dilation[1], rows, kblock,
+    _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dilation[0], dilation[1], rows, kblock,
                 wide.reshape(threads, -1))
 
 
@@ -171,8 +181,8 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(xpad, taps, trans, bias, out, dh, dw, rows, kblock, wide):
-    """out[n, k, i, j] = bias[k] + sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw] (stride 1).
+def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock, wide):
+    """out[n, k, i, j] = _epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
 
     xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
     out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
@@ -201,15 +211,12 @@ def _shift_gemm(xpad, taps, trans, bias, out, dh, dw, rows, kblock, wide):
                     gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C,
                          xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
                          0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
-            # copy the valid columns out of the wide rows, adding the bias
+            # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU)
             for k in range(k0, k1):
                 for i in range(i0, i1):
-                    if direct:
-                        out[n, k, i, :] += bias[k]
-                    else:
-                        row = wide[t, (k - k0) * L + (i - i0) * Wp:]
-                        for j in range(OW):
-                            out[n, k, i, j] = row[j] + bias[k]
+                    row = out[n, k, i] if direct else wide[t, (k - k0) * L + (i - i0) * Wp:]
+                    for j in range(OW):
+                        out[n, k, i, j] = _epilogue(row[j], scale[k], bias[k], relu)
 
 
 # ---- im2col fallback (strided convolutions, few input channels) -----------------------------------------
@@ -234,8 +241,8 @@ def _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
 
 
 @njit(parallel=True, cache=True)
-def _im2col_gemm(x, wmat, bias, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
-    """out[n, :, i0:i1, :] = bias + wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L), one task per row block."""
+def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
+    """out[n, :, i0:i1, :] = _epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
     N = x.shape[0]
     K, CRS = wmat.shape
     OH, OW = out.shape[2], out.shape[3]
@@ -256,7 +263,9 @@ def _im2col_gemm(x, wmat, bias, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock,
             gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L,
                  0.0, of, ((n * K + k0) * OH + i0) * OW, OH * OW)
             for k in range(k0, k1):
-                out[n, k, i0:i1, :] += bias[k]
+                for i in range(i0, i1):
+                    for j in range(OW):
+                        out[n, k, i, j] = _epilogue(out[n, k, i, j], scale[k], bias[k], relu)
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
@@ -273,7 +282,8 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, transposed=True)
             dx = np.empty((N, C, H, W), dout.dtype)
-            _shift_gemm_any(doutp, taps, trans, np.zeros(C, dout.dtype), dx, dilation, threads)
+            _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
+                            dilation, threads)
         else:
             dx = np.zeros((N, C, H, W), dout.dtype)
             rows = _task_rows(OH, OW, K)
@@ -356,7 +366,7 @@ def _weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols)
 
 # ---- ReLU ---------------------------------------------------------------------------------------------
 RELU_CHUNK = 1 << 16           # elements per parallel task
-RELU_PARALLEL_MIN = 1 << 20    # below this many elements one thread is faster than a fork/join
+RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster than a fork/join
 
 
 def relu_forward(x):
@@ -406,6 +416,25 @@ def _relu_mask(dout, out, dx, zero):
         douts, outs, dxs = dout[part], out[part], dx[part]
         for i in range(douts.size):
             dxs[i] = douts[i] if outs[i] > zero else zero
+
+
+# ---- per-channel affine map (inference batch norm) --------------------------------------------------------
+def channel_affine(x, scale, shift):
+    """out[n, c] = x[n, c] * scale[c] + shift[c] in one pass (NumPy's x * s + t makes two, and a temporary)."""
+    x, scale, shift = _prepare(x, scale, shift)
+    out = np.empty_like(x)
+    with _threads_for(x.size):
+        _channel_affine(x.reshape(x.shape[0] * x.shape[1], -1), scale, shift, out.reshape(x.shape[0] * x.shape[1], -1))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _channel_affine(x, scale, shift, out):
+    C = scale.size
+    for plane in prange(x.shape[0]):
+        a, b = scale[plane % C], shift[plane % C]
+        for i in range(x.shape[1]):
+            out[plane, i] = x[plane, i] * a + b
 
 
 # ---- dense layers ---------------------------------------------------------------------------------------

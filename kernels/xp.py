@@ -29,7 +29,7 @@ def _out_hw(x_shape, w_shape, stride, padding, dilation):
             conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1]))
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation):
+def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     xp = array_module(x)
     N, C = x.shape[:2]
     K, _, R, S = w.shape
@@ -40,8 +40,12 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
         for s in range(S):
             shifted = _shift(xpad, r, s, (OH, OW), stride, dilation).reshape(N, C, OH * OW)
             out += w[:, :, r, s] @ shifted                                     # kc,ncL->nkL
+    if scale is not None:
+        out *= scale[None, :, None]
     if b is not None:
         out += b[None, :, None]
+    if relu:
+        xp.maximum(out, 0, out=out)
     return out.reshape(N, K, OH, OW)
 
 

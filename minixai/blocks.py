@@ -5,7 +5,7 @@ one ReLU module several times per block; here each call site has its own layer b
 its mask: ``relu1`` (and ``relu2`` in the bottleneck) inside the block, ``relu`` after the join, and the
 join itself is the layer ``add``.
 """
-from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential
+from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential, forward_chain
 
 
 class _Residual(Layer):
@@ -17,9 +17,7 @@ class _Residual(Layer):
         return {n: getattr(self, n) for n in names if getattr(self, n, None) is not None}
 
     def forward(self, x):
-        out = x
-        for name in self.main_path:
-            out = getattr(self, name)(out)
+        out = forward_chain([getattr(self, name) for name in self.main_path], x)
         identity = self.downsample(x) if self.downsample is not None else x
         return self.relu(self.add(out, identity))
 

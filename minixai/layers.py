@@ -27,7 +27,10 @@ class Layer:
         self.capture = False       # when set, forward stores `captured_output` and backward `captured_grad`
 
     def __call__(self, *inputs):
-        out = self.forward(*inputs)
+        return self.record(self.forward(*inputs))
+
+    def record(self, out):
+        """Keep `out` as this layer's captured output if asked; returns it."""
         if self.capture:
             self.captured_output = out
         return out
@@ -80,6 +83,20 @@ class Conv2d(Layer):
                                                             self.padding, self.dilation)
             self.dbias = dout.sum(axis=(0, 2, 3)) if self.bias is not None else None
         return self.apply_transposed(dout, self.weight)
+
+    def forward_fused(self, x, bn=None, relu=False):
+        """forward, then the inference batch norm `bn` and a ReLU, in the convolution's own output pass:
+        out = max((W * x) * scale + (b * scale + shift), 0). The backward pass is unchanged: each layer
+        keeps what its gradient needs (this layer x, the ReLU its output)."""
+        self.x = x
+        weight = self.weight.astype(x.dtype, copy=False)
+        bias = self.bias.astype(x.dtype, copy=False) if self.bias is not None else None
+        scale = None
+        if bn is not None:
+            scale, shift = bn.scale_shift(x.dtype)
+            bias = shift if bias is None else bias * scale + shift
+        return kernels().conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation,
+                                        scale=scale, relu=relu)
 
     def apply(self, x, weight, bias=None):
         """The convolution with any weights (LRP rules call this with modified weights)."""
@@ -157,6 +174,11 @@ class ReLU(Layer):
 
     def grad(self, dout):
         return kernels().relu_backward(dout, self.out)       # dout where out > 0, else 0
+
+    def take_fused(self, out):
+        """Adopt `out`, computed by a convolution that fused this ReLU (nothing kept the pre-activation)."""
+        self.x, self.out = None, out
+        return self.record(out)
 
 
 class MaxPool2d(Layer):
@@ -287,18 +309,26 @@ class BatchNorm2d(Layer):
     def forward(self, x):
         self.x = x if self.training else None          # only the weight gradient needs it
         scale, shift = self.scale_shift(x.dtype)
-        return x * scale[:, None, None] + shift[:, None, None]
+        return _affine(x, scale, shift)
 
     def grad(self, dout):
-        scale, _ = self.scale_shift(dout.dtype)
+        scale, shift = self.scale_shift(dout.dtype)
         if self.training:
             xhat = (self.x - self.running_mean[:, None, None]) / np.sqrt(self.running_var[:, None, None] + self.eps)
             self.dweight = (dout * xhat).sum(axis=(0, 2, 3))
             self.dbias = dout.sum(axis=(0, 2, 3))
-        return dout * scale[:, None, None]
+        return _affine(dout, scale, np.zeros_like(shift))
 
     def __repr__(self):
         return f"BatchNorm2d({self.num_features})"
+
+
+def _affine(x, scale, shift):
+    """x * scale[c] + shift[c] over the channel axis 1 (one fused pass where the backend has one)."""
+    k = kernels()
+    if hasattr(k, "channel_affine") and x.ndim == 4:
+        return k.channel_affine(x, scale, shift)
+    return x * scale[:, None, None] + shift[:, None, None]
 
 
 class Dropout(Layer):
@@ -334,6 +364,34 @@ class Add(Layer):
         return dout, dout
 
 
+def forward_chain(layers, x):
+    """Apply `layers` in order. In inference, Conv2d -> BatchNorm2d -> ReLU (or any prefix of it longer
+    than one layer) runs as one fused kernel call unless an intermediate output is wanted: captured, or
+    kept for DeepLIFT (the ReLU's input). Same numbers, one pass over the output instead of three."""
+    i = 0
+    while i < len(layers):
+        conv, bn, relu = layers[i], None, None
+        if isinstance(conv, Conv2d) and not conv.training and not conv.capture:
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(nxt, BatchNorm2d) and not nxt.training:
+                bn = nxt
+            nxt = layers[i + 1 + (bn is not None)] if i + 1 + (bn is not None) < len(layers) else None
+            if isinstance(nxt, ReLU) and not nxt.keep_input and not (bn is not None and bn.capture):
+                relu = nxt
+        if bn is None and relu is None:
+            x = conv(x)
+            i += 1
+            continue
+        x = conv.forward_fused(x, bn, relu is not None)
+        if bn is not None:
+            bn.x = None
+            x = bn.record(x)
+        if relu is not None:
+            x = relu.take_fused(x)
+        i += 1 + (bn is not None) + (relu is not None)
+    return x
+
+
 class Sequential(Layer):
     """Layers applied one after the other; backward visits them in reverse."""
 
@@ -346,9 +404,7 @@ class Sequential(Layer):
         return self.layers
 
     def forward(self, x):
-        for layer in self.layers.values():
-            x = layer(x)
-        return x
+        return forward_chain(list(self.layers.values()), x)
 
     def backward(self, dout, rule=None):
         if self.capture:

@@ -6,7 +6,7 @@ import contextlib
 
 import numpy as np
 
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d,
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d,
                      Sequential)
 from .validate import check_images, check_layer_name
 

@@ -48,18 +48,21 @@ def conv_cases(draw):
     for axis, (size, k) in enumerate(((H, R), (W, S))):
         assume(size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1 >= 0)      # non-empty output
     with_bias, seed = draw(st.booleans()), draw(st.integers(0, 2 ** 31))
-    return (N, C, H, W), (K, C, R, S), stride, padding, dilation, with_bias, seed
+    epilogue = draw(st.sampled_from([(False, False), (True, False), (False, True), (True, True)]))
+    return (N, C, H, W), (K, C, R, S), stride, padding, dilation, with_bias, epilogue, seed
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @SETTINGS
 @given(case=conv_cases(), task_columns=st.integers(1, 40))
 def test_conv2d_matches_reference(dtype, case, task_columns):
-    x_shape, w_shape, stride, padding, dilation, with_bias, seed = case
+    x_shape, w_shape, stride, padding, dilation, with_bias, (with_scale, relu), seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    scale = rng.standard_normal(w_shape[0]).astype(dtype) if with_scale else None     # a fused batch norm
+    fused = reference.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu)
     out = reference.conv2d_forward(x, w, b, stride, padding, dilation)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
@@ -67,6 +70,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     for name in ("shift", "im2col"):
         with path(name, task_columns):
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
+            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
+                         fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
             assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
 

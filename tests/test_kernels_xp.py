@@ -60,6 +60,20 @@ def test_conv2d_matches_reference(case):
                 reference.conv2d_backward_weight(dout, x, w.shape, stride, padding, dilation))
 
 
+@SETTINGS
+@given(case=conv_cases(), relu=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_conv2d_fused_scale_and_relu(case, relu, seed):
+    """The epilogue of a fused conv -> batch norm -> ReLU: max(conv(x, w) * scale + b, 0), in both modules."""
+    x, w, b, stride, padding, dilation = case
+    scale = np.random.default_rng(seed).standard_normal(w.shape[0])
+    plain = reference.conv2d_forward(x, w, None, stride, padding, dilation)
+    expected = plain * scale[:, None, None] + (b[:, None, None] if b is not None else 0)
+    expected = np.maximum(expected, 0) if relu else expected
+    for module in (reference, xp):
+        np.testing.assert_allclose(module.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
+                                   expected, rtol=1e-10, atol=1e-10)
+
+
 def test_conv2d_keeps_float32():
     x, w = np.ones((1, 2, 5, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
     out = xp.conv2d_forward(x, w, np.zeros(3, np.float32), (2, 1), (1, 1), (1, 1))

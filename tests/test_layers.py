@@ -307,3 +307,61 @@ def test_bottleneck(backend, stride, planes, expand, hw, seed):
     assert (block.downsample is None) == (stride == 1 and inplanes == planes * 4)
     with using(backend):
         check_with_parameters(block, rng.standard_normal((1, inplanes, *hw)), seed=seed)
+
+
+# ---- fused inference forward (conv -> batch norm -> ReLU in one kernel call) -----------------------------
+def _fusion_cases(rng):
+    seq = Sequential(Conv2d(3, 4, 3, padding=1), BatchNorm2d(4), ReLU(), Conv2d(4, 4, 1), ReLU(),
+                     Conv2d(4, 5, 3, stride=2), BatchNorm2d(5), MaxPool2d(2, ceil_mode=True))
+    return [(randomize(seq, rng), 3), (randomize(BasicBlock(4, 6, 2), rng), 4),
+            (randomize(Bottleneck(8, 2), rng), 8), (randomize(Bottleneck(4, 2, 2), rng), 4)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_forward_equals_layer_by_layer(backend, monkeypatch):
+    """In inference a Conv2d and the BatchNorm2d/ReLU after it run as one kernel call; outputs, ReLU masks
+    and input gradients are those of the layer-by-layer pass, which capturing every layer forces."""
+    fused_calls = []
+    original = Conv2d.forward_fused
+    monkeypatch.setattr(Conv2d, "forward_fused", lambda self, *a: fused_calls.append(self) or original(self, *a))
+    rng = np.random.default_rng(0)
+    with using(backend):
+        for net, channels in _fusion_cases(rng):
+            x = rng.standard_normal((2, channels, 7, 6))
+            relus = [sub for _, sub in walk(net) if isinstance(sub, ReLU)]
+            fused_calls.clear()
+            fused = net(x)
+            fused_masks = [relu.mask.copy() for relu in relus]
+            dout = rng.standard_normal(fused.shape)
+            d_fused = net.backward(dout)
+            assert fused_calls, "nothing was fused"
+
+            for _, sub in walk(net):
+                sub.capture = True               # every output is wanted: no layer may be skipped
+            fused_calls.clear()
+            plain = net(x)
+            d_plain = net.backward(dout)
+            assert not fused_calls
+            for _, sub in walk(net):
+                sub.capture = False
+            np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(d_fused, d_plain, rtol=1e-12, atol=1e-12)
+            for relu, mask in zip(relus, fused_masks):
+                np.testing.assert_array_equal(mask, relu.mask)
+
+
+def test_fusion_keeps_what_is_asked_for():
+    """A captured batch norm still gets its own output; DeepLIFT's kept ReLU input is the BN output."""
+    rng = np.random.default_rng(1)
+    conv, bn, relu = Conv2d(3, 4, 3, padding=1), BatchNorm2d(4), ReLU()
+    net = randomize(Sequential(conv, bn, relu), rng)
+    x = rng.standard_normal((1, 3, 5, 5))
+    expected_bn = bn.forward(conv.forward(x))
+    bn.capture = True
+    out = net(x)
+    np.testing.assert_allclose(bn.captured_output, expected_bn, rtol=1e-12)
+    np.testing.assert_allclose(out, np.maximum(expected_bn, 0), rtol=1e-12)
+    bn.capture = False
+    relu.keep_input = True
+    net(x)
+    np.testing.assert_allclose(relu.x, expected_bn, rtol=1e-12)

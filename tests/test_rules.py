@@ -5,7 +5,6 @@ explicit loops over inputs i and outputs j (z_ij = x_i w_ij). A Conv2d is unroll
 matrix (built by hand from the index arithmetic of the convolution, and checked against the layer applied
 to unit vectors), and average pooling likewise. Every rule of minixai.rules must match on random inputs.
 """
-import copy
 
 import numpy as np
 import pytest
