@@ -1,6 +1,7 @@
 """Peak-memory helpers shared by the benchmarks (Linux /proc; one subprocess per measurement)."""
 import ctypes
 import gc
+import sys
 
 
 def status_kb(field):
@@ -13,8 +14,12 @@ def status_kb(field):
 
 
 def release_freed_memory():
-    """Collect garbage and hand freed heap pages back to the system, so RSS is a fair baseline."""
+    """Collect garbage and hand freed heap pages, and the idle blocks of minixai's output pool, back to
+    the system, so RSS is a fair baseline."""
     gc.collect()
+    pool = sys.modules.get("minixai.kernels.cpu_memory")
+    if pool is not None:
+        pool.release()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -18,8 +18,8 @@ Every module provides::
 
 The ``cpu`` module also has the dense layer's ``linear_forward(x, w, b) -> out`` and
 ``linear_backward_input(dout, w) -> dx`` (x (N, I), w (O, I), b (O,) or None), and batch norm's
-``channel_affine(x, scale, shift) -> x * scale[c] + shift[c]``; layers use them only where the active
-module has them.
+``channel_affine(x, scale, shift) -> x * scale[c] + shift[c]``, and the residual join's
+``add_relu(a, b) -> max(a + b, 0)``; layers use them only where the active module has them.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with
 ``H' = 1 + (H + 2P - D(R - 1) - 1) // S``. ``stride``, ``padding``, ``dilation``, ``kernel`` are (int, int)

@@ -23,13 +23,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import cpu_memory
 from .cpu_blas import gemm, gemv, single_threaded_blas
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
            "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input",
-           "channel_affine"]
+           "channel_affine", "add_relu"]
 
 TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
@@ -85,7 +86,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     K, _, R, S = w.shape
     OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
     OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
-    out = np.empty((N, K, OH, OW), x.dtype)
+    out = cpu_memory.empty((N, K, OH, OW), x.dtype)
     # the epilogue of every task: out = max(scale[k] * conv + bias[k], 0 if relu); x * 1 + 0 is exact
     bias = b if b is not None else np.zeros(K, x.dtype)
     scale = scale if scale is not None else np.ones(K, x.dtype)
@@ -281,11 +282,12 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, transposed=True)
-            dx = np.empty((N, C, H, W), dout.dtype)
+            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
                             dilation, threads)
         else:
-            dx = np.zeros((N, C, H, W), dout.dtype)
+            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
+            dx.fill(0)
             rows = _task_rows(OH, OW, K)
             cblock = -(-C // max(1, min(C, -(-2 * threads // N))))
             cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
@@ -372,7 +374,7 @@ RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster t
 def relu_forward(x):
     """out = max(x, 0) (NaN stays NaN, as np.maximum), one pass in parallel chunks."""
     x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
+    out = cpu_memory.empty(x.shape, x.dtype)
     with _threads_for(x.size):
         _relu(x.reshape(x.size), out.reshape(out.size), x.dtype.type(0))
     return out
@@ -383,7 +385,7 @@ def relu_backward(dout, out):
     dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
     if dout.shape != out.shape:
         raise ValueError(f"relu_backward: dout has shape {dout.shape}, the ReLU output {out.shape}")
-    dx = np.empty_like(dout)
+    dx = cpu_memory.empty(dout.shape, dout.dtype)
     with _threads_for(dout.size):
         _relu_mask(dout.reshape(dout.size), out.reshape(out.size), dx.reshape(dx.size), dout.dtype.type(0))
     return dx
@@ -399,6 +401,27 @@ def _threads_for(size):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+def add_relu(a, b):
+    """out = max(a + b, 0) in one pass: the residual join and the ReLU after it."""
+    a, b = _prepare(a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"add_relu: the summands have shapes {a.shape} and {b.shape}")
+    out = cpu_memory.empty(a.shape, a.dtype)
+    with _threads_for(a.size):
+        _add_relu(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), a.dtype.type(0))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _add_relu(a, b, out, zero):
+    for chunk in prange((a.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
+        a_s, b_s, outs = a[part], b[part], out[part]
+        for i in range(a_s.size):
+            v = a_s[i] + b_s[i]
+            outs[i] = zero if v < zero else v
 
 
 @njit(parallel=True, cache=True)
@@ -422,7 +445,7 @@ def _relu_mask(dout, out, dx, zero):
 def channel_affine(x, scale, shift):
     """out[n, c] = x[n, c] * scale[c] + shift[c] in one pass (NumPy's x * s + t makes two, and a temporary)."""
     x, scale, shift = _prepare(x, scale, shift)
-    out = np.empty_like(x)
+    out = cpu_memory.empty(x.shape, x.dtype)
     with _threads_for(x.size):
         _channel_affine(x.reshape(x.shape[0] * x.shape[1], -1), scale, shift, out.reshape(x.shape[0] * x.shape[1], -1))
     return out

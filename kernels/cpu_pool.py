@@ -12,6 +12,7 @@ padding 1 (ResNet's stem). The backward zeroes each plane just before scattering
 import numpy as np
 from numba import njit, prange
 
+from . import cpu_memory
 from .shapes import pool_output_size
 
 
@@ -20,8 +21,8 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     N, C, H, W = x.shape
     OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    out = np.empty((N, C, OH, OW), x.dtype)
-    argmax = np.empty((N, C, OH, OW), np.int64)
+    out = cpu_memory.empty((N, C, OH, OW), x.dtype)
+    argmax = cpu_memory.empty((N, C, OH, OW), np.int64)
     if (tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)) == ((2, 2), (2, 2), (0, 0), (1, 1)) \
             and 2 * OH <= H and 2 * OW <= W:     # no window hangs over the edge (ceil_mode on an odd size)
         _maxpool_2x2(x, out, argmax)
@@ -34,7 +35,7 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
 
 def maxpool2d_backward(dout, argmax, x_shape):
     dout, argmax = np.ascontiguousarray(dout), np.ascontiguousarray(argmax, dtype=np.int64)
-    dx = np.empty(x_shape, dout.dtype)
+    dx = cpu_memory.empty(x_shape, dout.dtype)
     _maxpool_backward(dout, argmax, dx)
     return dx
 

@@ -19,7 +19,9 @@ class _Residual(Layer):
     def forward(self, x):
         out = forward_chain([getattr(self, name) for name in self.main_path], x)
         identity = self.downsample(x) if self.downsample is not None else x
-        return self.relu(self.add(out, identity))
+        if self.add.capture or self.relu.keep_input or self.relu.training:
+            return self.relu(self.add(out, identity))
+        return self.relu.take_fused(self.add.forward_relu(out, identity))     # one pass, same numbers
 
     def backward(self, dout, rule=None):
         if self.capture:

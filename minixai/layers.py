@@ -360,6 +360,12 @@ class Add(Layer):
         self.inputs = (a, b) if self.keep_input else None   # for the proportional split of LRP
         return a + b
 
+    def forward_relu(self, a, b):
+        """max(a + b, 0) in one pass, for a ReLU that follows (`ReLU.take_fused` adopts the result)."""
+        self.inputs = (a, b) if self.keep_input else None
+        k = kernels()
+        return k.add_relu(a, b) if hasattr(k, "add_relu") else array_module(a).maximum(a + b, 0)
+
     def grad(self, dout):
         return dout, dout
 

@@ -1,0 +1,75 @@
+"""Output arrays for the CPU kernels, reused from call to call.
+
+A freshly allocated large array is mapped page by page by the kernel on first touch, and the pages come
+zeroed. Measured here on one ReLU over an (8, 64, 224, 224) float32 tensor: 48 ms into a fresh output,
+8 ms into memory that was already mapped. A forward and backward pass of VGG-16 at batch 8 allocates
+dozens of such arrays, so the kernels take their large outputs from this pool instead of ``np.empty``.
+
+The pool owns flat byte blocks and hands out views of them. A view keeps its block alive, and NumPy
+points every view (and view of a view) straight at the block, so a block whose only references are the
+pool's own is idle and can be handed out again: no bookkeeping when arrays die, whoever holds them.
+Idle blocks are kept up to ``IDLE_LIMIT`` bytes; `release` hands them all back to the system.
+"""
+import sys
+import threading
+
+import numpy as np
+
+MIN_BYTES = 1 << 22          # smaller arrays come from malloc's free lists, which are already fast
+IDLE_LIMIT = 1 << 31         # bytes of idle blocks kept for reuse at most (2 GiB)
+
+_lock = threading.Lock()
+_blocks = {}                 # size in bytes -> [uint8 block, ...]
+
+
+def _refs(blocks, i):
+    return sys.getrefcount(blocks[i])
+
+
+_IDLE_REFS = _refs([np.empty(1, np.uint8)], 0)      # the count of a block nobody but the pool holds
+
+
+def empty(shape, dtype):
+    """Like ``np.empty(shape, dtype)`` (C order), reusing an idle block of the same size if there is one."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < MIN_BYTES:
+        return np.empty(shape, dtype)
+    with _lock:
+        same = _blocks.setdefault(nbytes, [])
+        idle = [i for i in range(len(same)) if _refs(same, i) == _IDLE_REFS]
+        if idle:
+            block = same[idle[0]]
+        else:
+            _evict(IDLE_LIMIT - nbytes)
+            block = np.empty(nbytes, np.uint8)
+            same.append(block)
+    return block.view(dtype).reshape(shape)
+
+
+def _evict(keep):
+    """Drop idle blocks, largest first, until at most `keep` idle bytes remain."""
+    idle = sorted(((size, i) for size, blocks in _blocks.items() for i in range(len(blocks))
+                   if _refs(blocks, i) == _IDLE_REFS), reverse=True)
+    total = sum(size for size, _ in idle)
+    dropped = {}
+    for size, i in idle:
+        if total <= max(keep, 0):
+            break
+        dropped.setdefault(size, set()).add(i)
+        total -= size
+    for size, indices in dropped.items():
+        _blocks[size] = [b for i, b in enumerate(_blocks[size]) if i not in indices]
+
+
+def release():
+    """Hand every idle block back to the system (arrays still in use keep theirs)."""
+    with _lock:
+        _evict(0)
+
+
+def idle_bytes():
+    """Bytes held by the pool that no array uses at the moment."""
+    with _lock:
+        return sum(size for size, blocks in _blocks.items() for i in range(len(blocks))
+                   if _refs(blocks, i) == _IDLE_REFS)
