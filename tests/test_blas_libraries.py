@@ -1,0 +1,72 @@
+"""The CPU kernels give the reference's numbers with either BLAS behind them (MKL when the optional
+wheel is installed, SciPy's OpenBLAS otherwise). The library is bound once per process, at import, so
+each one is checked in its own subprocess."""
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHECK = r"""
+import json
+import numpy as np
+from minixai.kernels import cpu, cpu_blas, reference
+rng = np.random.default_rng(0)
+errors = {}
+cases = {"3x3 shift": ((2, 16, 21, 20), (24, 16, 3, 3), (1, 1), (1, 1)),
+         "3x3 small plane": ((1, 32, 7, 7), (40, 32, 3, 3), (1, 1), (1, 1)),
+         "1x1": ((1, 24, 21, 20), (40, 24, 1, 1), (1, 1), (0, 0)),
+         "strided": ((1, 3, 17, 19), (16, 3, 7, 7), (2, 2), (3, 3))}
+for dtype in (np.float32, np.float64):
+    for name, (xs, ws, stride, pad) in cases.items():
+        x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+        out = cpu.conv2d_forward(x, w, None, stride, pad, (1, 1))
+        ref = reference.conv2d_forward(x, w, None, stride, pad, (1, 1))
+        d = rng.standard_normal(ref.shape).astype(dtype)
+        dx = cpu.conv2d_backward_input(d, w, xs, stride, pad, (1, 1))
+        dref = reference.conv2d_backward_input(d, w, xs, stride, pad, (1, 1))
+        errors[f"{name} {dtype.__name__}"] = max(float(np.abs(out - ref).max() / np.abs(ref).max()),
+                                                 float(np.abs(dx - dref).max() / np.abs(dref).max()))
+    for n in (1, 3):
+        x, w = rng.standard_normal((n, 300)).astype(dtype), rng.standard_normal((70, 300)).astype(dtype)
+        d = rng.standard_normal((n, 70)).astype(dtype)
+        errors[f"dense batch {n} {dtype.__name__}"] = max(
+            float(np.abs(cpu.linear_forward(x, w, None) - x @ w.T).max() / np.abs(x @ w.T).max()),
+            float(np.abs(cpu.linear_backward_input(d, w) - d @ w).max() / np.abs(d @ w).max()))
+print(json.dumps({"blas": cpu_blas.BLAS, "errors": errors}))
+"""
+
+
+def mkl_installed():
+    try:
+        importlib.metadata.distribution("mkl")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def run_with(blas):
+    env = dict(os.environ, MINIXAI_BLAS=blas)
+    result = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def check(result):
+    for case, error in result["errors"].items():
+        tolerance = 1e-5 if "float32" in case else 1e-12
+        assert error < tolerance, f"{result['blas']}: {case} is off by {error:.2e} (relative)"
+
+
+def test_openblas_when_asked():
+    result = run_with("openblas")
+    assert result["blas"] == "openblas"
+    check(result)
+
+
+@pytest.mark.skipif(not mkl_installed(), reason="the optional mkl wheel is not installed")
+def test_mkl_when_installed():
+    result = run_with("auto")
+    assert result["blas"] == "mkl"
+    check(result)
