@@ -8,13 +8,18 @@ stride 1, every kernel tap (r, s) is one matrix product
 and no im2col buffer is built. The work is cut into tasks (image, block of output rows[, block of output
 channels]) that Numba's threads run in parallel; each task calls single-threaded BLAS (``cpu_blas``). A
 block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
-the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out, adding the bias.
+the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out through the
+"epilogue": out = max(scale[k] * acc + bias[k], 0), which is how an inference batch norm and a ReLU
+after the convolution cost nothing extra (``minixai.layers.forward_chain`` decides when to fuse).
 
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
 layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
 block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
+Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults), and dense
+layers split W over the threads too: BLAS's own threads would keep spinning after a multi-threaded
+product and slow the next Numba kernel down.
 """
 import contextlib
 import threading
@@ -118,10 +123,12 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
     return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
 
 
-def _pad_and_taps(x, qh, qw, w, transposed):
+def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None):
     """(xpad, taps, trans) for the shift GEMM, filled in one parallel region (each costs a fork/join).
 
     xpad[n, c, i, j] = x[n, c, i - qh, j - qw], 0 outside x (a negative q crops); x itself if q = 0.
+    With `gate` and/or `scale` the copy is x * scale[c] where gate > 0, else 0 (a fused ReLU and batch
+    norm backward), and is made even for q = 0.
     taps[r, s] = W[:, :, r, s] (R, S, K, C), or with ``transposed`` the kernel of the input gradient,
     W[:, :, R-1-r, S-1-s]^T (R, S, C, K). A 1x1 kernel needs no copy: W itself, and ``trans`` tells
     the GEMM to read each tap transposed.
@@ -129,12 +136,14 @@ def _pad_and_taps(x, qh, qw, w, transposed):
     N, C, H, W = x.shape
     K, Cw, R, S = w.shape
     Hp, Wp = H + 2 * qh, W + 2 * qw
-    copy_x = (qh, qw) != (0, 0)
+    gated = gate is not None
+    copy_x = (qh, qw) != (0, 0) or gated or scale is not None
     xpad = _buffer("xpad", N * C * Hp * Wp, x.dtype).reshape(N, C, Hp, Wp) if copy_x else x
     copy_w = R * S > 1
     taps = np.empty((R, S, Cw, K) if transposed else (R, S, K, Cw), w.dtype) if copy_w else w.reshape(1, 1, K, Cw)
     if copy_x or copy_w:
-        _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed)
+        _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate if gated else x, gated,
+                           scale if scale is not None else np.ones(C, x.dtype), w, taps, copy_w, transposed)
     return xpad, taps, transposed and not copy_w
 
 
@@ -149,7 +158,7 @@ def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads
 
 
 @njit(parallel=True, cache=True)
-def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
+def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, scale, w, taps, copy_w, transposed):
     N, C, H, W = x.shape
     Hp, Wp = xpad.shape[2], xpad.shape[3]
     K, Cw, R, S = w.shape
@@ -158,6 +167,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
     for task in prange(n_planes + n_weight_blocks):
         if task < n_planes:                            # one plane of the padded (or cropped) copy
             n, c = task // C, task % C
+            a = scale[c]
             for i in range(Hp):
                 h = i - qh
                 if h < 0 or h >= H:
@@ -165,7 +175,10 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, w, taps, copy_w, transposed):
                     continue
                 for j in range(Wp):
                     v = j - qw
-                    xpad[n, c, i, j] = x[n, c, h, v] if 0 <= v < W else 0
+                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0):
+                        xpad[n, c, i, j] = 0
+                    else:
+                        xpad[n, c, i, j] = x[n, c, h, v] * a
         else:                                          # the weights of 16 output channels
             k0 = (task - n_planes) * 16
             k1 = min(K, k0 + 16)
@@ -270,22 +283,27 @@ def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, 
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
-    dout, w = _prepare(dout, w)
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
+    dout, w, scale, gate = _prepare(dout, w, scale, gate)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
     OH, OW = dout.shape[2:]
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    if gate is not None and gate.shape != dout.shape:
+        raise ValueError(f"conv2d_backward_input: gate has shape {gate.shape}, dout {dout.shape}")
     threads = numba.get_num_threads()
     with single_threaded_blas():
         if _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
-            # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution
+            # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
+            # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
-            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, transposed=True)
+            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale)
             dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
                             dilation, threads)
         else:
+            if gate is not None or scale is not None:
+                dout = _gated_copy(dout, gate, scale)
             dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             dx.fill(0)
             rows = _task_rows(OH, OW, K)
@@ -293,6 +311,17 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
             cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
             _col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols)
     return dx
+
+
+def _gated_copy(dout, gate, scale):
+    """dout * scale[k] where gate > 0, else 0, into a reused buffer (for the col2im path)."""
+    out = _buffer("gated", dout.size, dout.dtype).reshape(dout.shape)
+    K = dout.shape[1]
+    no_weights = np.zeros((1, 1, 1, 1), dout.dtype)         # the same kernel, with no weights to copy
+    _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None,
+                       scale if scale is not None else np.ones(K, dout.dtype), no_weights, no_weights,
+                       False, False)
+    return out
 
 
 @njit(parallel=True, cache=True)

@@ -5,7 +5,7 @@ Signatures and conventions: see ``minixai.kernels``.
 """
 import numpy as np
 
-from .shapes import conv_output_size, pool_output_size
+from .shapes import conv_output_size, gated_gradient, pool_output_size
 
 
 def _window(r_out, stride, dilation, kernel):
@@ -33,8 +33,10 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     return np.maximum(out, 0) if relu else out
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
+
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
     """dx = d out / d x contracted with dout: every output spreads w * dout[n, k, i, j] back over its window."""
+    dout = gated_gradient(dout, scale, gate)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
     _, _, OH, OW = dout.shape

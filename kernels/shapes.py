@@ -1,4 +1,5 @@
-"""Output-size formulas shared by all kernels (the same as torch's)."""
+"""Helpers shared by all kernels: output sizes (the same formulas as torch's) and the gradient a fused
+ReLU / batch norm passes on to the convolution before it."""
 
 
 def conv_output_size(size, kernel, stride, padding, dilation):
@@ -20,3 +21,12 @@ def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def gated_gradient(dout, scale, gate):
+    """dout * scale[k] where gate > 0, else 0 (scale: a batch norm's, gate: a ReLU's output; either None)."""
+    if scale is not None:
+        dout = dout * scale[:, None, None]
+    if gate is not None:
+        dout = dout * (gate > 0)
+    return dout

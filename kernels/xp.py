@@ -9,7 +9,7 @@ so no im2col buffer is ever built. Signatures: see ``minixai.kernels``.
 """
 from minixai.backend import array_module
 
-from .shapes import conv_output_size, pool_output_size
+from .shapes import conv_output_size, gated_gradient, pool_output_size
 
 
 def _pad(x, padding, value=0.0):
@@ -49,7 +49,9 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     return out.reshape(N, K, OH, OW)
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation):
+
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
+    dout = gated_gradient(dout, scale, gate)
     xp = array_module(dout)
     N, C, H, W = x_shape
     K, _, R, S = w.shape

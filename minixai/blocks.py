@@ -5,7 +5,7 @@ one ReLU module several times per block; here each call site has its own layer b
 its mask: ``relu1`` (and ``relu2`` in the bottleneck) inside the block, ``relu`` after the join, and the
 join itself is the layer ``add``.
 """
-from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential, forward_chain
+from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential, backward_chain, forward_chain
 
 
 class _Residual(Layer):
@@ -27,8 +27,7 @@ class _Residual(Layer):
         if self.capture:
             self.captured_grad = dout
         d_main, d_identity = self.add.backward(self.relu.backward(dout, rule), rule)
-        for name in reversed(self.main_path):
-            d_main = getattr(self, name).backward(d_main, rule)
+        d_main = backward_chain([getattr(self, name) for name in self.main_path], d_main, rule)
         if self.downsample is not None:
             d_identity = self.downsample.backward(d_identity, rule)
         return d_main + d_identity

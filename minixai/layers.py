@@ -98,6 +98,14 @@ class Conv2d(Layer):
         return kernels().conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation,
                                         scale=scale, relu=relu)
 
+    def grad_fused(self, dout, bn=None, relu=None):
+        """The input gradient of conv -> `bn` -> `relu` (inference, plain gradient) in one kernel call: the
+        ReLU's mask and the batch norm's scale are applied as the transposed convolution reads dout."""
+        scale = bn.scale_shift(dout.dtype)[0] if bn is not None else None
+        return kernels().conv2d_backward_input(dout, self.weight.astype(dout.dtype, copy=False), self.x.shape,
+                                               self.stride, self.padding, self.dilation, scale=scale,
+                                               gate=relu.out if relu is not None else None)
+
     def apply(self, x, weight, bias=None):
         """The convolution with any weights (LRP rules call this with modified weights)."""
         weight = weight.astype(x.dtype, copy=False)
@@ -398,6 +406,30 @@ def forward_chain(layers, x):
     return x
 
 
+def backward_chain(layers, dout, rule=None):
+    """Backward through `layers` (in forward order) from the last to the first. For the plain gradient in
+    inference, ReLU -> BatchNorm2d -> Conv2d (read backwards; either of the first two may be missing) is
+    one kernel call, unless the gradient at the conv's or the batch norm's output is captured."""
+    i = len(layers) - 1
+    while i >= 0:
+        relu = layers[i] if isinstance(layers[i], ReLU) else None
+        j = i - (relu is not None)
+        bn = layers[j] if j >= 0 and isinstance(layers[j], BatchNorm2d) else None
+        k = j - (bn is not None)
+        conv = layers[k] if k >= 0 and isinstance(layers[k], Conv2d) else None
+        wanted = [layer for layer in (conv, bn) if layer is not None and layer.capture]
+        if rule is not None or conv is None or k == i or wanted or any(
+                layer.training for layer in (conv, bn, relu) if layer is not None):
+            dout = layers[i].backward(dout, rule)
+            i -= 1
+            continue
+        if relu is not None and relu.capture:
+            relu.captured_grad = dout
+        dout = conv.grad_fused(dout, bn, relu)
+        i = k - 1
+    return dout
+
+
 class Sequential(Layer):
     """Layers applied one after the other; backward visits them in reverse."""
 
@@ -415,9 +447,7 @@ class Sequential(Layer):
     def backward(self, dout, rule=None):
         if self.capture:
             self.captured_grad = dout
-        for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout, rule)
-        return dout
+        return backward_chain(list(self.layers.values()), dout, rule)
 
     def __getitem__(self, key):
         return self.layers[str(key)]

@@ -66,6 +66,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     out = reference.conv2d_forward(x, w, b, stride, padding, dilation)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
+    gate = rng.standard_normal(out.shape).astype(dtype) if relu else None          # a fused ReLU's output
+    dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate)
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
     for name in ("shift", "im2col"):
         with path(name, task_columns):
@@ -73,6 +75,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
                          fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale,
+                                                   gate=gate), dx_gated, dtype)
             assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
 
 

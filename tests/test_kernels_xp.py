@@ -72,6 +72,14 @@ def test_conv2d_fused_scale_and_relu(case, relu, seed):
     for module in (reference, xp):
         np.testing.assert_allclose(module.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
                                    expected, rtol=1e-10, atol=1e-10)
+    # its backward: the gradient reaching the conv output is dout * scale where the ReLU's output is > 0
+    dout = np.random.default_rng(seed + 1).standard_normal(plain.shape)
+    gated = dout * scale[:, None, None] * (expected > 0) if relu else dout * scale[:, None, None]
+    reference_dx = reference.conv2d_backward_input(gated, w, x.shape, stride, padding, dilation)
+    for module in (reference, xp):
+        dx = module.conv2d_backward_input(dout, w, x.shape, stride, padding, dilation, scale=scale,
+                                          gate=expected if relu else None)
+        np.testing.assert_allclose(dx, reference_dx, rtol=1e-10, atol=1e-10)
 
 
 def test_conv2d_keeps_float32():

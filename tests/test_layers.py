@@ -319,11 +319,14 @@ def _fusion_cases(rng):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_forward_equals_layer_by_layer(backend, monkeypatch):
-    """In inference a Conv2d and the BatchNorm2d/ReLU after it run as one kernel call; outputs, ReLU masks
-    and input gradients are those of the layer-by-layer pass, which capturing every layer forces."""
+    """In inference a Conv2d and the BatchNorm2d/ReLU after it run as one kernel call, forward and (plain
+    gradient) backward; outputs, ReLU masks and input gradients are those of the layer-by-layer passes,
+    which capturing every layer forces."""
     fused_calls = []
-    original = Conv2d.forward_fused
-    monkeypatch.setattr(Conv2d, "forward_fused", lambda self, *a: fused_calls.append(self) or original(self, *a))
+    for method in ("forward_fused", "grad_fused"):
+        original = getattr(Conv2d, method)
+        monkeypatch.setattr(Conv2d, method, lambda self, *a, _f=original, _m=method: fused_calls.append(_m)
+                            or _f(self, *a))
     rng = np.random.default_rng(0)
     with using(backend):
         for net, channels in _fusion_cases(rng):
@@ -334,7 +337,7 @@ def test_fused_forward_equals_layer_by_layer(backend, monkeypatch):
             fused_masks = [relu.mask.copy() for relu in relus]
             dout = rng.standard_normal(fused.shape)
             d_fused = net.backward(dout)
-            assert fused_calls, "nothing was fused"
+            assert {"forward_fused", "grad_fused"} <= set(fused_calls), "nothing was fused"
 
             for _, sub in walk(net):
                 sub.capture = True               # every output is wanted: no layer may be skipped

@@ -29,12 +29,12 @@ def default_layer(model):
 
 def layer_gradient(model, x, targets, layer):
     """(A, dy/dA): the layer's output and the gradient of the explained score with respect to it.
-    For a layer on the model's main path the backward pass stops there: the part of the network above the
-    layer is run again on A and differentiated (no gradient down to the input is needed)."""
+    For a layer on the model's main path the network is cut there: the part below the layer runs forward
+    only, the part above runs forward and backward on A (no gradient down to the input is needed)."""
     if layer not in model.path_names():
         input_gradient(model, x, targets, capture=[layer])
         return model.captured(layer)
-    A = model.activations(x, [layer])[layer]
+    A = model.submodel(end=layer)(x)
     head = model.submodel(start=layer)
     return A, input_gradient(head, A, targets)[0]
 
