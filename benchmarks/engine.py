@@ -208,7 +208,9 @@ def main():
         start_table()
         return
     import torch
-    print(f"threads: {THREADS} (numba and torch), torch {torch.__version__}, {args.rounds} rounds, medians")
+    from minixai.kernels import cpu_blas
+    print(f"threads: {THREADS} (numba and torch), minixai's BLAS {cpu_blas.BLAS}, torch {torch.__version__}, "
+          f"{args.rounds} rounds, medians")
     rows = time_table(args.archs, args.batches, args.rounds)
     memory = {} if args.no_memory else memory_table(args.archs, args.batches)
     print("| model | batch | pass | minixai | torch | minixai/torch | peak MB minixai | peak MB torch | ratio |")

@@ -66,6 +66,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="processes per engine (alternating)")
     parser.add_argument("--reps", type=int, default=3, help="timed passes per process")
     args = parser.parse_args()
+    blas = subprocess.run([sys.executable, "-c", "from minixai.kernels import cpu_blas; print(cpu_blas.BLAS)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"minixai's BLAS: {blas} (MINIXAI_BLAS=openblas forces SciPy's OpenBLAS)")
     print("| model | batch | pass | minixai | torch | minixai/torch |")
     print("|---|---|---|---|---|---|")
     for arch in args.archs:

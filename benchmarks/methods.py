@@ -115,7 +115,6 @@ def build(arch, seed=0):
 # ---- one call of each engine ----------------------------------------------------------------------------
 def rows(arch, net, model, x, black, target, args):
     """[(method, peer name, minixai call, peer call, compare)], each call returning a numpy array."""
-    import numpy as np
     import torch
     from captum import attr
 
@@ -289,7 +288,10 @@ def main():
         print(json.dumps(memory_probe(engine, arch, batch_size, int(steps))))
         return
     from importlib.metadata import version
-    print(f"threads: {THREADS} (numba and torch), torch {version('torch')}, captum {version('captum')}, "
+
+    from minixai.kernels import cpu_blas
+    print(f"threads: {THREADS} (numba and torch), minixai's BLAS {cpu_blas.BLAS}, "
+          f"torch {version('torch')}, captum {version('captum')}, "
           f"zennit {version('zennit')}, grad-cam {version('grad-cam')}, 224x224, batch 1, "
           f"{args.rounds} rounds, medians; IG {args.steps} steps, SmoothGrad n={args.samples}, "
           f"batch_size {args.batch_size}")

@@ -102,8 +102,8 @@ class Conv2d(Layer):
         """The input gradient of conv -> `bn` -> `relu` (inference, plain gradient) in one kernel call: the
         ReLU's mask and the batch norm's scale are applied as the transposed convolution reads dout."""
         scale = bn.scale_shift(dout.dtype)[0] if bn is not None else None
-        return kernels().conv2d_backward_input(dout, self.weight.astype(dout.dtype, copy=False), self.x.shape,
-                                               self.stride, self.padding, self.dilation, scale=scale,
+        return kernels().conv2d_backward_input(dout, self.weight.astype(dout.dtype, copy=False),
+                                               self._input_shape(dout), self.stride, self.padding, self.dilation, scale=scale,
                                                gate=relu.out if relu is not None else None)
 
     def apply(self, x, weight, bias=None):
@@ -115,8 +115,12 @@ class Conv2d(Layer):
     def apply_transposed(self, dout, weight):
         """Its transpose: the input gradient for the given weights."""
         weight = weight.astype(dout.dtype, copy=False)
-        return kernels().conv2d_backward_input(dout, weight, self.x.shape, self.stride, self.padding,
+        return kernels().conv2d_backward_input(dout, weight, self._input_shape(dout), self.stride, self.padding,
                                                self.dilation)
+
+    def _input_shape(self, dout):
+        """The shape of the input for a gradient of dout's batch size (DeepLIFT sends half its batch)."""
+        return (dout.shape[0], *self.x.shape[1:])
 
     def __repr__(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -228,10 +232,11 @@ class AvgPool2d(Layer):
                                         self.stride, self.padding, (1, 1)).reshape(x.shape[0], C, *self._hw(x))
 
     def grad(self, dout):
-        N, C, H, W = self.x_shape
+        _, C, H, W = self.x_shape
+        N = dout.shape[0]
         d = dout.reshape(N * C, 1, *dout.shape[2:])
         return kernels().conv2d_backward_input(d, self._box(dout.dtype), (N * C, 1, H, W), self.stride,
-                                               self.padding, (1, 1)).reshape(self.x_shape)
+                                               self.padding, (1, 1)).reshape(N, C, H, W)
 
     def _box(self, dtype):
         """Averaging is a convolution with a constant 1/(R*S) kernel on every channel separately."""
@@ -269,7 +274,7 @@ class AdaptiveAvgPool2d(Layer):
 
     def grad(self, dout):
         xp = array_module(dout)
-        dx = xp.zeros(self.x_shape, dtype=dout.dtype)
+        dx = xp.zeros((dout.shape[0], *self.x_shape[1:]), dtype=dout.dtype)
         for i, j, rows, cols in self._windows(*self.x_shape[2:]):
             area = (rows.stop - rows.start) * (cols.stop - cols.start)
             dx[:, :, rows, cols] += dout[:, :, i, j][:, :, None, None] / area
@@ -287,7 +292,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def grad(self, dout):
-        return dout.reshape(self.x_shape)
+        return dout.reshape(dout.shape[0], *self.x_shape[1:])
 
 
 class BatchNorm2d(Layer):

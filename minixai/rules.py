@@ -234,7 +234,8 @@ class DeepLiftRescale(Gradient):
     both activations. Linear layers keep their gradient; a nonlinearity y = f(x) passes the multiplier
     m = dout * (f(x) - f(x')) / (x - x') instead of dout * f'(x) (the gradient where x ~ x').
     Max-pool gives each window's difference max(y, y') - y' to the winner in x and y - max(y, y') to the
-    winner in x' (as Captum does). Only the first half of the batch carries the multipliers.
+    winner in x' (as Captum does). The backward pass carries the multipliers of the first half of the batch
+    only (the baselines' half would be zeros all the way down): dout has N rows where the layers hold 2N.
     """
 
     def __init__(self, eps=1e-10):
@@ -253,24 +254,19 @@ class DeepLiftRescale(Gradient):
 
     def _relu(self, layer, dout):
         x, x_ref = np.split(layer.x, 2)
-        g = np.split(dout, 2)[0]
         dy = np.maximum(x, 0) - np.maximum(x_ref, 0)
-        m = self._rescale(x - x_ref, g * (x > 0), g * dy)
-        return np.concatenate([m, np.zeros_like(m)])
+        return self._rescale(x - x_ref, dout * (x > 0), dout * dy)
 
     def _maxpool(self, layer, dout):
         from .backend import kernels
-        n = dout.shape[0] // 2
-        half_shape = (n, *layer.x_shape[1:])
+        half_shape = (dout.shape[0], *layer.x_shape[1:])
         x, x_ref = np.split(layer.x, 2)
         arg, arg_ref = np.split(layer.argmax, 2)
         y, y_ref = _gather(x, arg), _gather(x_ref, arg_ref)
-        g = np.split(dout, 2)[0]
         top = np.maximum(y, y_ref)
         unpool = kernels().maxpool2d_backward
-        spread = unpool(g * (top - y_ref), arg, half_shape) + unpool(g * (y - top), arg_ref, half_shape)
-        m = self._rescale(x - x_ref, unpool(g, arg, half_shape), spread)
-        return np.concatenate([m, np.zeros_like(m)])
+        spread = unpool(dout * (top - y_ref), arg, half_shape) + unpool(dout * (y - top), arg_ref, half_shape)
+        return self._rescale(x - x_ref, unpool(dout, arg, half_shape), spread)
 
 
 def _gather(x, argmax):

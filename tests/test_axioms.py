@@ -25,7 +25,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import minixai as mx
 from minixai.blocks import BasicBlock
-from minixai.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from minixai.layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
+                            Sequential)
 from minixai.methods.integrated import METHODS as IG_METHODS
 from minixai.model import Model
 from minixai.rules import DeconvNet, GuidedBackprop, Pass, ZPlus
@@ -91,6 +92,9 @@ def reference_forward(layer, x):
         return _maxpool(x, layer.kernel_size, layer.stride, layer.padding)
     if isinstance(layer, AdaptiveAvgPool2d):
         return _adaptive_avg(x, layer.output_size)
+    if isinstance(layer, AvgPool2d) and layer.kernel_size == layer.stride and layer.padding == (0, 0):
+        (r, s), (N, C, H, W) = layer.kernel_size, x.shape                      # non-overlapping windows
+        return x[:, :, :H // r * r, :W // s * s].reshape(N, C, H // r, r, W // s, s).mean(axis=(3, 5))
     if isinstance(layer, Flatten):
         return x.reshape(len(x), -1)
     if isinstance(layer, BatchNorm2d):
@@ -311,6 +315,16 @@ def test_deeplift_sums_to_delta_with_residual_blocks(net, zero_baseline):
     x = inputs(rng, shape)
     baseline = np.zeros_like(x) if zero_baseline else inputs(rng, shape)
     check_summation_to_delta(model, x, baseline, int(rng.integers(0, 3)))
+
+
+def test_deeplift_sums_to_delta_through_average_pooling():
+    """Average pooling is linear: its gradient carries the multipliers (for the inputs' half of the batch)."""
+    rng = np.random.default_rng(5)
+    model = randomize(sequential_model([("conv1", Conv2d(2, 3, 3, padding=1)), ("relu1", ReLU()),
+                                        ("avg", AvgPool2d(2)), ("conv2", Conv2d(3, 2, 1)), ("relu2", ReLU()),
+                                        ("flatten", Flatten()), ("fc", Linear(2 * 3 * 3, 2))]), rng)
+    x, baseline = inputs(rng, (2, 6, 6)), inputs(rng, (2, 6, 6))
+    check_summation_to_delta(model, x, baseline, np.array([0, 1]))
 
 
 def test_deeplift_max_pool_gives_the_window_difference_to_both_winners():

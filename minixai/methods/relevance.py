@@ -30,7 +30,7 @@ def deeplift(model, x, target, baseline="black", return_delta=False):
     with model.keeping_inputs():
         logits = model.forward(np.concatenate([x, reference]))
     seed = output_seed(logits[:n], targets)
-    multipliers = model.backward(np.concatenate([seed, np.zeros_like(seed)]), DeepLiftRescale())[:n]
+    multipliers = model.backward(seed, DeepLiftRescale())         # the rule carries the first half only
     attributions = (x - reference) * multipliers
     if not return_delta:
         return attributions
