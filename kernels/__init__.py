@@ -9,9 +9,9 @@ Every module provides::
     conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False) -> out
                                                  out = conv * scale[k] + b[k] (then max(., 0) with relu):
                                                  an inference batch norm and ReLU fused into the conv
-    conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None) -> dx
-                                                 the gradient for dout * scale[k] where gate > 0: a fused
-                                                 ReLU (gate = its output) and batch norm backward
+    conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False)
+                                                 -> dx for dout * scale[k] where gate > 0 (clip: max(dout, 0)
+                                                 first): a fused ReLU (gate = its output) and BN backward
     conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation) -> dw
     maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (out, argmax)
     maxpool2d_backward(dout, argmax, x_shape) -> dx

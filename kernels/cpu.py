@@ -123,12 +123,12 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
     return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
 
 
-def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None):
+def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     """(xpad, taps, trans) for the shift GEMM, filled in one parallel region (each costs a fork/join).
 
     xpad[n, c, i, j] = x[n, c, i - qh, j - qw], 0 outside x (a negative q crops); x itself if q = 0.
     With `gate` and/or `scale` the copy is x * scale[c] where gate > 0, else 0 (a fused ReLU and batch
-    norm backward), and is made even for q = 0.
+    norm backward; `clip` drops x's negative part first), and is made even for q = 0.
     taps[r, s] = W[:, :, r, s] (R, S, K, C), or with ``transposed`` the kernel of the input gradient,
     W[:, :, R-1-r, S-1-s]^T (R, S, C, K). A 1x1 kernel needs no copy: W itself, and ``trans`` tells
     the GEMM to read each tap transposed.
@@ -137,12 +137,12 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None):
     K, Cw, R, S = w.shape
     Hp, Wp = H + 2 * qh, W + 2 * qw
     gated = gate is not None
-    copy_x = (qh, qw) != (0, 0) or gated or scale is not None
+    copy_x = (qh, qw) != (0, 0) or gated or scale is not None or clip
     xpad = _buffer("xpad", N * C * Hp * Wp, x.dtype).reshape(N, C, Hp, Wp) if copy_x else x
     copy_w = R * S > 1
     taps = np.empty((R, S, Cw, K) if transposed else (R, S, K, Cw), w.dtype) if copy_w else w.reshape(1, 1, K, Cw)
     if copy_x or copy_w:
-        _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate if gated else x, gated,
+        _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate if gated else x, gated, clip,
                            scale if scale is not None else np.ones(C, x.dtype), w, taps, copy_w, transposed)
     return xpad, taps, transposed and not copy_w
 
@@ -158,7 +158,7 @@ def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads
 
 
 @njit(parallel=True, cache=True)
-def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, scale, w, taps, copy_w, transposed):
+def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, taps, copy_w, transposed):
     N, C, H, W = x.shape
     Hp, Wp = xpad.shape[2], xpad.shape[3]
     K, Cw, R, S = w.shape
@@ -175,7 +175,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, scale, w, taps, cop
                     continue
                 for j in range(Wp):
                     v = j - qw
-                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0):
+                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0) or (clip and x[n, c, h, v] < 0):
                         xpad[n, c, i, j] = 0
                     else:
                         xpad[n, c, i, j] = x[n, c, h, v] * a
@@ -283,7 +283,7 @@ def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, 
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
     dout, w, scale, gate = _prepare(dout, w, scale, gate)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
@@ -297,13 +297,13 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
-            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale)
+            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
             dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
                             dilation, threads)
         else:
-            if gate is not None or scale is not None:
-                dout = _gated_copy(dout, gate, scale)
+            if gate is not None or scale is not None or clip:
+                dout = _gated_copy(dout, gate, scale, clip)
             dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             dx.fill(0)
             rows = _task_rows(OH, OW, K)
@@ -313,12 +313,12 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     return dx
 
 
-def _gated_copy(dout, gate, scale):
+def _gated_copy(dout, gate, scale, clip):
     """dout * scale[k] where gate > 0, else 0, into a reused buffer (for the col2im path)."""
     out = _buffer("gated", dout.size, dout.dtype).reshape(dout.shape)
     K = dout.shape[1]
     no_weights = np.zeros((1, 1, 1, 1), dout.dtype)         # the same kernel, with no weights to copy
-    _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None,
+    _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None, clip,
                        scale if scale is not None else np.ones(K, dout.dtype), no_weights, no_weights,
                        False, False)
     return out

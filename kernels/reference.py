@@ -34,9 +34,9 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
 
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
     """dx = d out / d x contracted with dout: every output spreads w * dout[n, k, i, j] back over its window."""
-    dout = gated_gradient(dout, scale, gate)
+    dout = gated_gradient(dout, scale, gate, clip)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
     _, _, OH, OW = dout.shape

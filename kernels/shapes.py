@@ -23,8 +23,11 @@ def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     return out
 
 
-def gated_gradient(dout, scale, gate):
-    """dout * scale[k] where gate > 0, else 0 (scale: a batch norm's, gate: a ReLU's output; either None)."""
+def gated_gradient(dout, scale, gate, clip=False):
+    """dout * scale[k] where gate > 0, else 0 (scale: a batch norm's, gate: a ReLU's output; either None);
+    with `clip` dout's negative part is dropped first (the ReLU of guided backprop and DeconvNet)."""
+    if clip:
+        dout = dout * (dout > 0)
     if scale is not None:
         dout = dout * scale[:, None, None]
     if gate is not None:

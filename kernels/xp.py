@@ -50,8 +50,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
 
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None):
-    dout = gated_gradient(dout, scale, gate)
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
+    dout = gated_gradient(dout, scale, gate, clip)
     xp = array_module(dout)
     N, C, H, W = x_shape
     K, _, R, S = w.shape

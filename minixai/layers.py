@@ -98,13 +98,14 @@ class Conv2d(Layer):
         return kernels().conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation,
                                         scale=scale, relu=relu)
 
-    def grad_fused(self, dout, bn=None, relu=None):
-        """The input gradient of conv -> `bn` -> `relu` (inference, plain gradient) in one kernel call: the
-        ReLU's mask and the batch norm's scale are applied as the transposed convolution reads dout."""
+    def grad_fused(self, dout, bn=None, gate=None, clip=False):
+        """The input gradient of conv -> `bn` -> ReLU (inference) in one kernel call: the ReLU's step
+        (keep dout where gate > 0, after dropping its negative part if `clip`) and the batch norm's scale
+        are applied as the transposed convolution reads dout."""
         scale = bn.scale_shift(dout.dtype)[0] if bn is not None else None
         return kernels().conv2d_backward_input(dout, self.weight.astype(dout.dtype, copy=False),
-                                               self._input_shape(dout), self.stride, self.padding, self.dilation, scale=scale,
-                                               gate=relu.out if relu is not None else None)
+                                               self._input_shape(dout), self.stride, self.padding, self.dilation,
+                                               scale=scale, gate=gate, clip=clip)
 
     def apply(self, x, weight, bias=None):
         """The convolution with any weights (LRP rules call this with modified weights)."""
@@ -412,9 +413,10 @@ def forward_chain(layers, x):
 
 
 def backward_chain(layers, dout, rule=None):
-    """Backward through `layers` (in forward order) from the last to the first. For the plain gradient in
-    inference, ReLU -> BatchNorm2d -> Conv2d (read backwards; either of the first two may be missing) is
-    one kernel call, unless the gradient at the conv's or the batch norm's output is captured."""
+    """Backward through `layers` (in forward order) from the last to the first. In inference, ReLU ->
+    BatchNorm2d -> Conv2d (read backwards; either of the first two may be missing) is one kernel call
+    when the rule allows it (the plain gradient, guided backprop, DeconvNet: `Gradient.fused_gate`), unless
+    the gradient at the conv's or the batch norm's output is captured."""
     i = len(layers) - 1
     while i >= 0:
         relu = layers[i] if isinstance(layers[i], ReLU) else None
@@ -423,14 +425,18 @@ def backward_chain(layers, dout, rule=None):
         k = j - (bn is not None)
         conv = layers[k] if k >= 0 and isinstance(layers[k], Conv2d) else None
         wanted = [layer for layer in (conv, bn) if layer is not None and layer.capture]
-        if rule is not None or conv is None or k == i or wanted or any(
+        gate = None
+        if conv is not None and k < i and not wanted and not any(
                 layer.training for layer in (conv, bn, relu) if layer is not None):
+            gate = (relu.out if relu is not None else None, False) if rule is None else (
+                rule.fused_gate(relu) if hasattr(rule, "fused_gate") else None)
+        if gate is None:
             dout = layers[i].backward(dout, rule)
             i -= 1
             continue
         if relu is not None and relu.capture:
             relu.captured_grad = dout
-        dout = conv.grad_fused(dout, bn, relu)
+        dout = conv.grad_fused(dout, bn, *gate)
         i = k - 1
     return dout
 

@@ -26,6 +26,14 @@ class Gradient:
     def backward(self, layer, dout):
         return layer.grad(dout)
 
+    def fused_gate(self, relu):
+        """How a fused ReLU (or None) -> [BatchNorm2d] -> Conv2d backward runs under this rule: (gate, clip)
+        for "drop dout's negative part if clip, keep it where gate > 0 (gate None: everywhere)", or None
+        when the rule is not the gradient on those layers (subclasses are never fused by inheritance)."""
+        if type(self) is not Gradient:
+            return None
+        return (relu.out if relu is not None else None), False
+
     def prepare(self, model):
         """Called once per backward pass with the model (rules that need e.g. its input spec use it)."""
 
@@ -41,6 +49,11 @@ class GuidedBackprop(Gradient):
             return layer.grad(np.maximum(dout, 0))        # the gradient's mask x > 0, and dout > 0
         return layer.grad(dout)
 
+    def fused_gate(self, relu):
+        if type(self) is not GuidedBackprop:
+            return None
+        return (relu.out, True) if relu is not None else (None, False)
+
 
 class DeconvNet(Gradient):
     """Zeiler & Fergus 2014: ReLU passes the positive part of the signal, ignoring the forward mask."""
@@ -49,6 +62,9 @@ class DeconvNet(Gradient):
         if isinstance(layer, ReLU):
             return np.maximum(dout, 0)                    # no x > 0 mask: ReLU applied to the signal
         return layer.grad(dout)
+
+    def fused_gate(self, relu):
+        return (None, relu is not None) if type(self) is DeconvNet else None
 
 
 # ---- LRP ------------------------------------------------------------------------------------------------

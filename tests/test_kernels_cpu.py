@@ -67,7 +67,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
     gate = rng.standard_normal(out.shape).astype(dtype) if relu else None          # a fused ReLU's output
-    dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate)
+    dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate,
+                                               clip=with_bias)       # guided backprop's clipped ReLU
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
     for name in ("shift", "im2col"):
         with path(name, task_columns):
@@ -76,7 +77,7 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
                          fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale,
-                                                   gate=gate), dx_gated, dtype)
+                                                   gate=gate, clip=with_bias), dx_gated, dtype)
             assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
 
 

@@ -80,6 +80,13 @@ def test_conv2d_fused_scale_and_relu(case, relu, seed):
         dx = module.conv2d_backward_input(dout, w, x.shape, stride, padding, dilation, scale=scale,
                                           gate=expected if relu else None)
         np.testing.assert_allclose(dx, reference_dx, rtol=1e-10, atol=1e-10)
+    # guided backprop's ReLU drops the negative part of dout first (clip), then masks
+    clipped = np.maximum(dout, 0) * scale[:, None, None] * ((expected > 0) if relu else 1)
+    clipped_dx = reference.conv2d_backward_input(clipped, w, x.shape, stride, padding, dilation)
+    for module in (reference, xp):
+        dx = module.conv2d_backward_input(dout, w, x.shape, stride, padding, dilation, scale=scale,
+                                          gate=expected if relu else None, clip=True)
+        np.testing.assert_allclose(dx, clipped_dx, rtol=1e-10, atol=1e-10)
 
 
 def test_conv2d_keeps_float32():

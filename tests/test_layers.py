@@ -12,6 +12,7 @@ from minixai.blocks import BasicBlock, Bottleneck
 from minixai.kernels import reference
 from minixai.layers import (Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
                             MaxPool2d, ReLU, Sequential)
+from minixai.rules import DeconvNet, GuidedBackprop
 
 from gradcheck import backend_params, check_layer, numeric_gradient, using
 
@@ -318,7 +319,8 @@ def _fusion_cases(rng):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fused_forward_equals_layer_by_layer(backend, monkeypatch):
+@pytest.mark.parametrize("rule", [None, GuidedBackprop(), DeconvNet()], ids=["gradient", "guided", "deconvnet"])
+def test_fused_forward_equals_layer_by_layer(backend, rule, monkeypatch):
     """In inference a Conv2d and the BatchNorm2d/ReLU after it run as one kernel call, forward and (plain
     gradient) backward; outputs, ReLU masks and input gradients are those of the layer-by-layer passes,
     which capturing every layer forces."""
@@ -336,14 +338,14 @@ def test_fused_forward_equals_layer_by_layer(backend, monkeypatch):
             fused = net(x)
             fused_masks = [relu.mask.copy() for relu in relus]
             dout = rng.standard_normal(fused.shape)
-            d_fused = net.backward(dout)
+            d_fused = net.backward(dout, rule)
             assert {"forward_fused", "grad_fused"} <= set(fused_calls), "nothing was fused"
 
             for _, sub in walk(net):
                 sub.capture = True               # every output is wanted: no layer may be skipped
             fused_calls.clear()
             plain = net(x)
-            d_plain = net.backward(dout)
+            d_plain = net.backward(dout, rule)
             assert not fused_calls
             for _, sub in walk(net):
                 sub.capture = False
