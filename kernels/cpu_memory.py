@@ -8,7 +8,8 @@ dozens of such arrays, so the kernels take their large outputs from this pool in
 The pool owns flat byte blocks and hands out views of them. A view keeps its block alive, and NumPy
 points every view (and view of a view) straight at the block, so a block whose only references are the
 pool's own is idle and can be handed out again: no bookkeeping when arrays die, whoever holds them.
-Idle blocks are kept up to ``IDLE_LIMIT`` bytes; `release` hands them all back to the system.
+Idle blocks are kept up to ``IDLE_LIMIT`` bytes, and arrays larger than that are plain ``np.empty``
+(IG's whole batch of path images should not sit idle); `release` hands idle blocks back to the system.
 """
 import sys
 import threading
@@ -16,7 +17,8 @@ import threading
 import numpy as np
 
 MIN_BYTES = 1 << 22          # smaller arrays come from malloc's free lists, which are already fast
-IDLE_LIMIT = 1 << 31         # bytes of idle blocks kept for reuse at most (2 GiB)
+IDLE_LIMIT = 1 << 28         # bytes of idle blocks kept for reuse at most (256 MiB: VGG-16 at batch 8 ran
+                             # as fast as with 2 GiB, and large batches keep their memory)
 
 _lock = threading.Lock()
 _blocks = {}                 # size in bytes -> [uint8 block, ...]
@@ -33,7 +35,7 @@ def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order), reusing an idle block of the same size if there is one."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < MIN_BYTES:
+    if nbytes < MIN_BYTES or nbytes > IDLE_LIMIT:       # a block this big could not be kept idle anyway
         return np.empty(shape, dtype)
     with _lock:
         same = _blocks.setdefault(nbytes, [])

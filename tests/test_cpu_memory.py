@@ -16,9 +16,12 @@ def small_pool(monkeypatch):
     return pool
 
 
-def test_small_arrays_are_plain(small_pool):
+def test_small_and_huge_arrays_are_plain(small_pool, monkeypatch):
     a = small_pool.empty((3, 4), np.float32)
     assert a.shape == (3, 4) and a.dtype == np.float32 and a.base is None
+    monkeypatch.setattr(small_pool, "IDLE_LIMIT", 4096)
+    huge = small_pool.empty((2, 1024), np.float32)           # 8192 bytes: more than may be kept idle
+    assert huge.base is None and small_pool.idle_bytes() == 0
 
 
 def test_a_block_in_use_is_never_shared(small_pool):
