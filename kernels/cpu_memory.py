@@ -29,13 +29,15 @@ def _refs(blocks, i):
 
 
 _IDLE_REFS = _refs([np.empty(1, np.uint8)], 0)      # the count of a block nobody but the pool holds
+# Free-threaded CPython defers reference counting: there a count is no proof that a block is idle
+_ENABLED = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order), reusing an idle block of the same size if there is one."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < MIN_BYTES or nbytes > IDLE_LIMIT:       # a block this big could not be kept idle anyway
+    if not _ENABLED or nbytes < MIN_BYTES or nbytes > IDLE_LIMIT:   # too big to be kept idle anyway
         return np.empty(shape, dtype)
     with _lock:
         same = _blocks.setdefault(nbytes, [])
