@@ -17,11 +17,10 @@ Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Str
 layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
 block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
-Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults), and dense
-layers split W over the threads too: BLAS's own threads would keep spinning after a multi-threaded
-product and slow the next Numba kernel down.
+Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). The
+elementwise kernels (ReLU, batch norm, the residual join) are in ``cpu_pointwise``, the dense layers in
+``cpu_dense``, max-pooling in ``cpu_pool``; this module exports them all.
 """
-import contextlib
 import threading
 
 import numba
@@ -29,7 +28,10 @@ import numpy as np
 from numba import njit, prange
 
 from . import cpu_memory
-from .cpu_blas import gemm, gemv, single_threaded_blas
+from .cpu_blas import gemm, single_threaded_blas
+from .cpu_dense import linear_backward_input, linear_forward
+from .cpu_memory import contiguous
+from .cpu_pointwise import add_relu, channel_affine, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
@@ -78,15 +80,9 @@ def _blocks(n_images, n_rows, row_width, depth, n_channels, threads):
     return rows, -(-n_channels // n_channel_blocks)
 
 
-def _prepare(*arrays):
-    """C-contiguous arrays of the first one's dtype (every new layout or dtype would compile again)."""
-    dtype = arrays[0].dtype if arrays[0].dtype in (np.float32, np.float64) else np.float64
-    return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
-
-
 # ---- convolution, forward -------------------------------------------------------------------------------
 def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
-    x, w, b, scale = _prepare(x, w, b, scale)
+    x, w, b, scale = contiguous(x, w, b, scale)
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
@@ -284,7 +280,7 @@ def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
 def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
-    dout, w, scale, gate = _prepare(dout, w, scale, gate)
+    dout, w, scale, gate = contiguous(dout, w, scale, gate)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
     OH, OW = dout.shape[2:]
@@ -363,7 +359,7 @@ def _col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, col
 
 # ---- convolution, weight gradient (training) ------------------------------------------------------------
 def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
-    dout, x = _prepare(dout, x)
+    dout, x = contiguous(dout, x)
     K, C, R, S = w_shape
     N, _, OH, OW = dout.shape
     threads = numba.get_num_threads()
@@ -393,154 +389,3 @@ def _weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols)
             _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
             gemm(False, True, K, CRS, L, df, (n * K * OH + i0) * OW, OH * OW, cols[t], 0, L,
                  1.0, partial[t].reshape(K * CRS), 0, CRS)
-
-
-# ---- ReLU ---------------------------------------------------------------------------------------------
-RELU_CHUNK = 1 << 16           # elements per parallel task
-RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster than a fork/join
-
-
-def relu_forward(x):
-    """out = max(x, 0) (NaN stays NaN, as np.maximum), one pass in parallel chunks."""
-    x = np.ascontiguousarray(x)
-    out = cpu_memory.empty(x.shape, x.dtype)
-    with _threads_for(x.size):
-        _relu(x.reshape(x.size), out.reshape(out.size), x.dtype.type(0))
-    return out
-
-
-def relu_backward(dout, out):
-    """dx = dout where out > 0, else 0; a new array (dout is left untouched: callers keep references)."""
-    dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
-    if dout.shape != out.shape:
-        raise ValueError(f"relu_backward: dout has shape {dout.shape}, the ReLU output {out.shape}")
-    dx = cpu_memory.empty(dout.shape, dout.dtype)
-    with _threads_for(dout.size):
-        _relu_mask(dout.reshape(dout.size), out.reshape(out.size), dx.reshape(dx.size), dout.dtype.type(0))
-    return dx
-
-
-@contextlib.contextmanager
-def _threads_for(size):
-    """One Numba thread for an elementwise pass over fewer than RELU_PARALLEL_MIN elements."""
-    previous = numba.get_num_threads()
-    if size < RELU_PARALLEL_MIN and previous > 1:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-def add_relu(a, b):
-    """out = max(a + b, 0) in one pass: the residual join and the ReLU after it."""
-    a, b = _prepare(a, b)
-    if a.shape != b.shape:
-        raise ValueError(f"add_relu: the summands have shapes {a.shape} and {b.shape}")
-    out = cpu_memory.empty(a.shape, a.dtype)
-    with _threads_for(a.size):
-        _add_relu(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), a.dtype.type(0))
-    return out
-
-
-@njit(parallel=True, cache=True)
-def _add_relu(a, b, out, zero):
-    for chunk in prange((a.size + RELU_CHUNK - 1) // RELU_CHUNK):
-        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
-        a_s, b_s, outs = a[part], b[part], out[part]
-        for i in range(a_s.size):
-            v = a_s[i] + b_s[i]
-            outs[i] = zero if v < zero else v
-
-
-@njit(parallel=True, cache=True)
-def _relu(x, out, zero):
-    for chunk in prange((x.size + RELU_CHUNK - 1) // RELU_CHUNK):
-        xs, outs = x[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK], out[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK]
-        for i in range(xs.size):
-            outs[i] = zero if xs[i] < zero else xs[i]       # np.maximum(x, 0): NaN passes unchanged
-
-
-@njit(parallel=True, cache=True)
-def _relu_mask(dout, out, dx, zero):
-    for chunk in prange((dout.size + RELU_CHUNK - 1) // RELU_CHUNK):
-        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
-        douts, outs, dxs = dout[part], out[part], dx[part]
-        for i in range(douts.size):
-            dxs[i] = douts[i] if outs[i] > zero else zero
-
-
-# ---- per-channel affine map (inference batch norm) --------------------------------------------------------
-def channel_affine(x, scale, shift):
-    """out[n, c] = x[n, c] * scale[c] + shift[c] in one pass (NumPy's x * s + t makes two, and a temporary)."""
-    x, scale, shift = _prepare(x, scale, shift)
-    out = cpu_memory.empty(x.shape, x.dtype)
-    with _threads_for(x.size):
-        _channel_affine(x.reshape(x.shape[0] * x.shape[1], -1), scale, shift, out.reshape(x.shape[0] * x.shape[1], -1))
-    return out
-
-
-@njit(parallel=True, cache=True)
-def _channel_affine(x, scale, shift, out):
-    C = scale.size
-    for plane in prange(x.shape[0]):
-        a, b = scale[plane % C], shift[plane % C]
-        for i in range(x.shape[1]):
-            out[plane, i] = x[plane, i] * a + b
-
-
-# ---- dense layers ---------------------------------------------------------------------------------------
-# Both directions give each Numba thread one contiguous block of rows of W (output features), so W, the
-# big operand, is streamed once and split evenly; at batch 1 the product is a matrix-vector one (gemv).
-
-
-def linear_forward(x, w, b):
-    """out = x @ w^T + b. x (N, I), w (O, I), b (O,) or None."""
-    x, w, b = _prepare(x, w, b)
-    out = np.empty((x.shape[0], w.shape[0]), x.dtype)
-    with single_threaded_blas():
-        _linear(x, w, b if b is not None else np.zeros(w.shape[0], x.dtype), out, numba.get_num_threads())
-    return out
-
-
-def linear_backward_input(dout, w):
-    """dx = dout @ w. dout (N, O), w (O, I): each thread computes a block of input features."""
-    dout, w = _prepare(dout, w)
-    dxt = np.empty((w.shape[1], dout.shape[0]), dout.dtype)      # dx^T: OpenBLAS is 1.7x faster this way
-    with single_threaded_blas():
-        _linear_transposed(np.ascontiguousarray(dout.T), w, dxt, numba.get_num_threads())
-    return np.ascontiguousarray(dxt.T)
-
-
-@njit(parallel=True, cache=True)
-def _linear(x, w, b, out, threads):
-    N, I = x.shape
-    O = w.shape[0]
-    rows = (O + threads - 1) // threads
-    xf, wf, of = x.reshape(x.size), w.reshape(w.size), out.reshape(out.size)
-    for t in prange(threads):
-        o0, o1 = t * rows, min(O, (t + 1) * rows)
-        if o0 >= o1:
-            continue
-        if N == 1:    # out[0, o0:o1] = w[o0:o1] (o1-o0, I) @ x[0] (I,)                          (oi,i->o)
-            gemv(False, o1 - o0, I, wf, o0 * I, I, xf, 0, 0.0, of, o0)
-        else:         # out[:, o0:o1] = x (N, I) @ w[o0:o1]^T (I, o1-o0)                         (ni,oi->no)
-            gemm(False, True, N, o1 - o0, I, xf, 0, I, wf, o0 * I, I, 0.0, of, o0, O)
-        for n in range(N):
-            out[n, o0:o1] += b[o0:o1]
-
-
-@njit(parallel=True, cache=True)
-def _linear_transposed(dout_t, w, dxt, threads):
-    O, N = dout_t.shape
-    I = w.shape[1]
-    cols = (I + threads - 1) // threads
-    df, wf, xf = dout_t.reshape(dout_t.size), w.reshape(w.size), dxt.reshape(dxt.size)
-    for t in prange(threads):
-        i0, i1 = t * cols, min(I, (t + 1) * cols)
-        if i0 >= i1:
-            continue
-        if N == 1:    # dx[0, i0:i1] = w[:, i0:i1]^T (i1-i0, O) @ dout[0] (O,)                   (oi,o->i)
-            gemv(True, O, i1 - i0, wf, i0, I, df, 0, 0.0, xf, i0)
-        else:         # dx^T[i0:i1] = w[:, i0:i1]^T (i1-i0, O) @ dout^T (O, N)                    (oi,on->in)
-            gemm(True, False, i1 - i0, N, O, wf, i0, I, df, 0, N, 0.0, xf, i0 * N, N)

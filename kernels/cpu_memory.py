@@ -1,4 +1,4 @@
-"""Output arrays for the CPU kernels, reused from call to call.
+"""Arrays in and out of the CPU kernels: inputs made contiguous, outputs reused from call to call.
 
 A freshly allocated large array is mapped page by page by the kernel on first touch, and the pages come
 zeroed. Measured here on one ReLU over an (8, 64, 224, 224) float32 tensor: 48 ms into a fresh output,
@@ -77,3 +77,9 @@ def idle_bytes():
     with _lock:
         return sum(size for size, blocks in _blocks.items() for i in range(len(blocks))
                    if _refs(blocks, i) == _IDLE_REFS)
+
+
+def contiguous(*arrays):
+    """C-contiguous arrays of the first one's dtype (every new layout or dtype would compile again)."""
+    dtype = arrays[0].dtype if arrays[0].dtype in (np.float32, np.float64) else np.float64
+    return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]

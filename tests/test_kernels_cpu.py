@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minixai.kernels import cpu, reference
+from minixai.kernels import cpu, cpu_pointwise, reference
 from minixai.kernels.shapes import pool_output_size
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -198,7 +198,7 @@ def test_relu_matches_reference(dtype, shape, seed, large):
     """Forward and backward, NaN and zeros included; `large` takes the multi-threaded path."""
     rng = np.random.default_rng(seed)
     if large:
-        shape = [cpu.RELU_PARALLEL_MIN // 7 + 3, 7]
+        shape = [cpu_pointwise.RELU_PARALLEL_MIN // 7 + 3, 7]
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[::5] = np.nan
     x.flat[1::7] = -0.0

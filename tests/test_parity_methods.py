@@ -349,11 +349,10 @@ def test_lrp_epsilon_gamma_box(case):
     assert relative_max_diff(ours, theirs) <= TOL
 
 
+@pytest.mark.parametrize("case", ["resnet50"], indirect=True)          # VGG-16 has no batch norm
 def test_zennit_resnet_canonizer(case):
     """With Zennit's own ResNetCanonizer, whose merged batch norms still divide by sqrt(1 + eps) (see
     exact_canonizers): measured 1.7e-4 of the maximum at 64x96, a scale difference of the network, not a rule."""
-    if not case.arch.startswith("resnet"):
-        pytest.skip("VGG-16 has no batch norm")
     composites = pytest.importorskip("zennit.composites")
     from zennit.torchvision import ResNetCanonizer
     theirs = zennit_lrp(case, composites.EpsilonPlusFlat(canonizers=[ResNetCanonizer()]), n=1)

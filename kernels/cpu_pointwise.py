@@ -1,0 +1,103 @@
+"""Elementwise CPU kernels (part of ``minixai.kernels.cpu``): ReLU forward and backward, the per-channel
+affine map of an inference batch norm, and the residual join with its ReLU. Each is one pass in parallel
+chunks, or on one thread for small arrays, where a fork/join would cost more than the pass."""
+import contextlib
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import cpu_memory
+from .cpu_memory import contiguous
+
+RELU_CHUNK = 1 << 16           # elements per parallel task
+RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster than a fork/join
+
+
+def relu_forward(x):
+    """out = max(x, 0) (NaN stays NaN, as np.maximum), one pass in parallel chunks."""
+    x = np.ascontiguousarray(x)
+    out = cpu_memory.empty(x.shape, x.dtype)
+    with _threads_for(x.size):
+        _relu(x.reshape(x.size), out.reshape(out.size), x.dtype.type(0))
+    return out
+
+
+def relu_backward(dout, out):
+    """dx = dout where out > 0, else 0; a new array (dout is left untouched: callers keep references)."""
+    dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
+    if dout.shape != out.shape:
+        raise ValueError(f"relu_backward: dout has shape {dout.shape}, the ReLU output {out.shape}")
+    dx = cpu_memory.empty(dout.shape, dout.dtype)
+    with _threads_for(dout.size):
+        _relu_mask(dout.reshape(dout.size), out.reshape(out.size), dx.reshape(dx.size), dout.dtype.type(0))
+    return dx
+
+
+@contextlib.contextmanager
+def _threads_for(size):
+    """One Numba thread for an elementwise pass over fewer than RELU_PARALLEL_MIN elements."""
+    previous = numba.get_num_threads()
+    if size < RELU_PARALLEL_MIN and previous > 1:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def add_relu(a, b):
+    """out = max(a + b, 0) in one pass: the residual join and the ReLU after it."""
+    a, b = contiguous(a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"add_relu: the summands have shapes {a.shape} and {b.shape}")
+    out = cpu_memory.empty(a.shape, a.dtype)
+    with _threads_for(a.size):
+        _add_relu(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), a.dtype.type(0))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _add_relu(a, b, out, zero):
+    for chunk in prange((a.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
+        a_s, b_s, outs = a[part], b[part], out[part]
+        for i in range(a_s.size):
+            v = a_s[i] + b_s[i]
+            outs[i] = zero if v < zero else v
+
+
+@njit(parallel=True, cache=True)
+def _relu(x, out, zero):
+    for chunk in prange((x.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        xs, outs = x[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK], out[chunk * RELU_CHUNK:(chunk + 1) * RELU_CHUNK]
+        for i in range(xs.size):
+            outs[i] = zero if xs[i] < zero else xs[i]       # np.maximum(x, 0): NaN passes unchanged
+
+
+@njit(parallel=True, cache=True)
+def _relu_mask(dout, out, dx, zero):
+    for chunk in prange((dout.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
+        douts, outs, dxs = dout[part], out[part], dx[part]
+        for i in range(douts.size):
+            dxs[i] = douts[i] if outs[i] > zero else zero
+
+
+# ---- per-channel affine map (inference batch norm) --------------------------------------------------------
+def channel_affine(x, scale, shift):
+    """out[n, c] = x[n, c] * scale[c] + shift[c] in one pass (NumPy's x * s + t makes two, and a temporary)."""
+    x, scale, shift = contiguous(x, scale, shift)
+    out = cpu_memory.empty(x.shape, x.dtype)
+    with _threads_for(x.size):
+        _channel_affine(x.reshape(x.shape[0] * x.shape[1], -1), scale, shift, out.reshape(x.shape[0] * x.shape[1], -1))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _channel_affine(x, scale, shift, out):
+    C = scale.size
+    for plane in prange(x.shape[0]):
+        a, b = scale[plane % C], shift[plane % C]
+        for i in range(x.shape[1]):
+            out[plane, i] = x[plane, i] * a + b
