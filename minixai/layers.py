@@ -412,6 +412,12 @@ def forward_chain(layers, x):
     return x
 
 
+def plain_gate(relu):
+    """The gradient's ReLU step for a fused backward (`Gradient.fused_gate`): keep dout where the ReLU's
+    output is positive, no clipping; no ReLU: keep it everywhere."""
+    return (relu.out if relu is not None else None), False
+
+
 def backward_chain(layers, dout, rule=None):
     """Backward through `layers` (in forward order) from the last to the first. In inference, ReLU ->
     BatchNorm2d -> Conv2d (read backwards; either of the first two may be missing) is one kernel call
@@ -428,7 +434,7 @@ def backward_chain(layers, dout, rule=None):
         gate = None
         if conv is not None and k < i and not wanted and not any(
                 layer.training for layer in (conv, bn, relu) if layer is not None):
-            gate = (relu.out if relu is not None else None, False) if rule is None else (
+            gate = plain_gate(relu) if rule is None else (
                 rule.fused_gate(relu) if hasattr(rule, "fused_gate") else None)
         if gate is None:
             dout = layers[i].backward(dout, rule)

@@ -17,7 +17,7 @@ the input under an LRP composite is the relevance map.
 """
 import numpy as np
 
-from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU
+from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, plain_gate
 
 
 class Gradient:
@@ -30,9 +30,7 @@ class Gradient:
         """How a fused ReLU (or None) -> [BatchNorm2d] -> Conv2d backward runs under this rule: (gate, clip)
         for "drop dout's negative part if clip, keep it where gate > 0 (gate None: everywhere)", or None
         when the rule is not the gradient on those layers (subclasses are never fused by inheritance)."""
-        if type(self) is not Gradient:
-            return None
-        return (relu.out if relu is not None else None), False
+        return plain_gate(relu) if type(self) is Gradient else None
 
     def prepare(self, model):
         """Called once per backward pass with the model (rules that need e.g. its input spec use it)."""
