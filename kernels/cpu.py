@@ -16,6 +16,8 @@ The input gradient of a stride-1 convolution is the same shift GEMM on the gradi
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
 layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
 block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
+Deep 3x3 stride-1 layers (VGG's, ResNet's inner convolutions) go to Winograd's F(2x2, 3x3) in
+``cpu_winograd`` instead: 2.25x fewer multiplications, 1.1-2x faster than the shift GEMM there, both ways.
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). The
 elementwise kernels (ReLU, batch norm, the residual join) are in ``cpu_pointwise``, the dense layers in
@@ -27,11 +29,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_memory
+from . import cpu_memory, cpu_winograd
 from .cpu_blas import gemm, single_threaded_blas
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
-from .cpu_pointwise import add_relu, channel_affine, relu_backward, relu_forward
+from .cpu_pointwise import add_relu, channel_affine, epilogue, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .shapes import conv_output_size
 
@@ -93,7 +95,9 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
     with single_threaded_blas():
-        if _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
+        if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
+            cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer)
+        elif _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
             _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads)
         else:
@@ -102,13 +106,6 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
             _im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, out, *stride, *padding, *dilation,
                          R, S, rows, kblock, cols)
     return out
-
-
-@njit(cache=True, inline="always")
-def _epilogue(v, a, b, relu):
-    """a * v + b, then the ReLU if asked (NaN passes, as np.maximum)."""
-    v = a * v + b
-    return v - v if relu and v < 0 else v       # v - v: a zero of v's own type
 
 
 def _use_shift_gemm(stride, padding, kernel, channels, plane):
@@ -192,7 +189,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
 
 @njit(parallel=True, cache=True)
 def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock, wide):
-    """out[n, k, i, j] = _epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
+    """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
 
     xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
     out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
@@ -226,7 +223,7 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock,
                 for i in range(i0, i1):
                     row = out[n, k, i] if direct else wide[t, (k - k0) * L + (i - i0) * Wp:]
                     for j in range(OW):
-                        out[n, k, i, j] = _epilogue(row[j], scale[k], bias[k], relu)
+                        out[n, k, i, j] = epilogue(row[j], scale[k], bias[k], relu)
 
 
 # ---- im2col fallback (strided convolutions, few input channels) -----------------------------------------
@@ -252,7 +249,7 @@ def _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
 
 @njit(parallel=True, cache=True)
 def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
-    """out[n, :, i0:i1, :] = _epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
+    """out[n, :, i0:i1, :] = epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
     N = x.shape[0]
     K, CRS = wmat.shape
     OH, OW = out.shape[2], out.shape[3]
@@ -275,7 +272,7 @@ def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, 
             for k in range(k0, k1):
                 for i in range(i0, i1):
                     for j in range(OW):
-                        out[n, k, i, j] = _epilogue(out[n, k, i, j], scale[k], bias[k], relu)
+                        out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu)
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
@@ -289,7 +286,10 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
         raise ValueError(f"conv2d_backward_input: gate has shape {gate.shape}, dout {dout.shape}")
     threads = numba.get_num_threads()
     with single_threaded_blas():
-        if _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
+        if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
+            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
+            cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer)
+        elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw

@@ -14,6 +14,14 @@ RELU_CHUNK = 1 << 16           # elements per parallel task
 RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster than a fork/join
 
 
+@njit(cache=True, inline="always")
+def epilogue(v, a, b, relu):
+    """a * v + b, then the ReLU if asked (NaN passes, as np.maximum): how the convolutions apply an
+    inference batch norm and a ReLU to each output as they write it."""
+    v = a * v + b
+    return v - v if relu and v < 0 else v       # v - v: a zero of v's own type
+
+
 def relu_forward(x):
     """out = max(x, 0) (NaN stays NaN, as np.maximum), one pass in parallel chunks."""
     x = np.ascontiguousarray(x)

@@ -1,8 +1,10 @@
 """The Numba kernels (``minixai.kernels.cpu``) against the naive loops of ``kernels/reference.py``.
 
-Shapes, strides, padding and dilation are drawn by hypothesis. Every draw runs twice through the fast
-convolution: once on the shift-GEMM path and once on the im2col/col2im fallback, with tasks of a few
-output positions and small channel blocks so that row and channel blocking are exercised on tiny inputs.
+Shapes, strides, padding and dilation are drawn by hypothesis. Every draw runs three times through the
+fast convolution: on Winograd's F(2x2, 3x3) (3x3 stride-1 draws only; the others fall through to the
+shift GEMM), on the shift-GEMM path, and on the im2col/col2im fallback, with tasks of a few output
+positions, small channel blocks and Winograd chunks of a few tile rows, so that the blocking is exercised
+on tiny inputs.
 """
 import contextlib
 
@@ -12,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minixai.kernels import cpu, cpu_pointwise, reference
+from minixai.kernels import cpu, cpu_pointwise, cpu_winograd, reference, xp
 from minixai.kernels.shapes import pool_output_size
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -28,14 +30,18 @@ def assert_close(actual, expected, dtype):
 
 @contextlib.contextmanager
 def path(name, task_columns):
-    """Force the shift-GEMM or the im2col path, with small tasks (module constants, restored after)."""
+    """Force Winograd, the shift-GEMM or the im2col path, with small tasks (module constants, restored)."""
     saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
-    cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 1 if name == "shift" else 10 ** 9
+    saved_winograd = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES
+    cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
+    cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name == "winograd" else 10 ** 9
+    cpu_winograd.SCRATCH_BYTES = 64 * task_columns           # chunks of one to a few tile rows
     try:
         yield
     finally:
         cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
+        cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES = saved_winograd
 
 
 @st.composite
@@ -45,6 +51,8 @@ def conv_cases(draw):
     (H, W), (R, S) = pair(1, 12), pair(1, 4)
     stride = draw(st.sampled_from([(1, 1), (1, 1), pair(1, 3)]))        # stride 1 takes the shift GEMM
     padding, dilation = pair(0, 2), pair(1, 2)
+    if draw(st.booleans()):                                  # a 3x3 stride-1 case, which Winograd takes
+        (R, S), stride, dilation = (3, 3), (1, 1), (1, 1)
     for axis, (size, k) in enumerate(((H, R), (W, S))):
         assume(size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1 >= 0)      # non-empty output
     with_bias, seed = draw(st.booleans()), draw(st.integers(0, 2 ** 31))
@@ -70,7 +78,7 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate,
                                                clip=with_bias)       # guided backprop's clipped ReLU
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
-    for name in ("shift", "im2col"):
+    for name in ("winograd", "shift", "im2col"):
         with path(name, task_columns):
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
@@ -83,9 +91,11 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
 
 def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
-    large plane, 1x1 on a small and on a large plane, strided 1x1."""
+    large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1."""
     rng = np.random.default_rng(0)
     for x_shape, w_shape, stride, padding in [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
+                                              ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
+                                              ((3, 64, 9, 11), (96, 64, 3, 3), (1, 1), (0, 2)),
                                               ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
                                               ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
                                               ((1, 16, 22, 20), (32, 16, 3, 3), (1, 1), (1, 1)),
@@ -99,6 +109,28 @@ def test_conv2d_default_paths_on_wider_layers():
         assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1)), out, np.float64)
         assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
                      reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
+def test_winograd_float32_error_is_that_of_the_direct_sum(padding):
+    """F(2x2, 3x3) on a deep layer (576 products per output) in float32 strays from the float64 result no
+    more than the direct sum does, up to a small factor (its transforms only add, and halve)."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 256, 14, 13)), rng.standard_normal((256, 256, 3, 3)) / 48
+    b, dout = rng.standard_normal(256), rng.standard_normal((2, 256, 14 + 2 * padding[0] - 2, 13 + 2 * padding[1] - 2))
+    exact = xp.conv2d_forward(x, w, b, (1, 1), padding, (1, 1))
+    exact_dx = xp.conv2d_backward_input(dout, w, x.shape, (1, 1), padding, (1, 1))
+    x32, w32, b32, dout32 = (a.astype(np.float32) for a in (x, w, b, dout))
+    assert cpu_winograd.applies((3, 3), (1, 1), padding, (1, 1), 256, (2,) + exact.shape[2:])
+    errors = {}
+    for name in ("winograd", "shift"):
+        with path(name, cpu.TASK_COLUMNS):
+            out = cpu.conv2d_forward(x32, w32, b32, (1, 1), padding, (1, 1))
+            dx = cpu.conv2d_backward_input(dout32, w32, x.shape, (1, 1), padding, (1, 1))
+        errors[name] = (np.abs(out - exact).max() / np.abs(exact).max(),
+                        np.abs(dx - exact_dx).max() / np.abs(exact_dx).max())
+    assert max(errors["shift"]) < 1e-6
+    assert errors["winograd"][0] < 4 * errors["shift"][0] and errors["winograd"][1] < 4 * errors["shift"][1]
 
 
 def test_conv2d_non_contiguous_input_and_one_thread():

@@ -1,0 +1,182 @@
+"""3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016), on the CPU.
+
+A 2x2 block of outputs of a 3x3 filter g over the 4x4 input tile d under it needs 16 multiplications
+instead of 36:
+
+    Y = A^T [(G g G^T) * (B^T d B)] A          (* elementwise; tiles start every 2 pixels)
+
+    B^T = [[1, 0, -1, 0],    G = [[1,    0,   0  ],    A^T = [[1, 1,  1,  0],
+           [0, 1,  1, 0],         [1/2,  1/2, 1/2],           [0, 1, -1, -1]]
+           [0, -1, 1, 0],         [1/2, -1/2, 1/2],
+           [0, 1,  0, -1]]        [0,    0,   1  ]]
+
+Summed over the input channels, the elementwise product is 16 independent matrix products, one for
+each position xi = (a, b) of the transformed 4x4 tile:
+
+    M[xi] (K, P) = U[xi] (K, C) @ V[xi] (C, P)       U = G g G^T,  V = B^T d B,  P = number of tiles
+
+so the convolution costs 16 GEMMs of K x C x P (2.25x fewer multiplications than the direct one's
+K x 9C x 4P) plus the transforms, which are additions only. The entries of B, G, A are 0, +-1 and
++-1/2, so float32 results stay within a few ulps of the direct sum (the tests check both).
+
+The input gradient is a 3x3 convolution too: dout padded by 2 - P, with W flipped and transposed. Flipping
+g reverses the columns of G g G^T's factors, which only swaps rows 0 and 3 of G, so the same U serves:
+U_grad[(a, b)] = U[(s(a), s(b))]^T with s = (3, 1, 2, 0), read transposed by the GEMM.
+
+The tiles are processed in chunks of tile rows whose V and M fit ``SCRATCH_BYTES``; within a chunk the
+input transform runs in parallel over channels, the 16 GEMMs over Numba's threads (single-threaded BLAS
+each), and the output transform, with ``cpu_pointwise.epilogue``, over output channels.
+"""
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .cpu_blas import gemm
+from .cpu_pointwise import epilogue
+
+SCRATCH_BYTES = 32 << 20         # V and M of one chunk of tiles; 8 MiB chunks ran 10-25% slower (the GEMMs
+                                 # get narrower and U is read once per chunk)
+MIN_CHANNELS = 64                # measured at batch 1, against the direct kernels: 1.0-1.3x faster at 64
+MIN_TILES = 40                   # channels on 56x56, 0.6-0.7x at 16 and 32; 14x14 (49 tiles) 1.0-1.45x
+                                 # faster, 7x7 (16 tiles) 0.6x, 7x7 at batch 8 (128 tiles) 1.5x
+_SWAP = (3, 1, 2, 0)
+_IDENTITY = np.arange(16)
+_FLIPPED = np.array([_SWAP[a] * 4 + _SWAP[b] for a in range(4) for b in range(4)])
+
+
+def applies(kernel, stride, padding, dilation, channels, out_shape):
+    """F(2x2, 3x3) covers 3x3 filters at stride 1, no dilation, padding 0-2 (so that the input gradient's
+    padding 2 - P is one too); it is faster with at least MIN_CHANNELS input and output channels and
+    MIN_TILES 2x2 output tiles. ``out_shape`` (N, OH, OW): the batch and plane of the forward's output."""
+    N, OH, OW = out_shape
+    return (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and all(0 <= p <= 2 for p in padding) and channels >= MIN_CHANNELS
+            and N * ((OH + 1) // 2) * ((OW + 1) // 2) >= MIN_TILES)
+
+
+def conv3x3_forward(x, w, scale, bias, relu, padding, out, buffer):
+    """out = epilogue(conv(x, w), scale, bias, relu); x (N, C, H, W), w (K, C, 3, 3), out (N, K, OH, OW).
+    ``buffer(name, size, dtype)`` hands out reusable scratch."""
+    K, C = w.shape[:2]
+    U = buffer("winograd_U", 16 * K * C, w.dtype).reshape(16, K, C)
+    _filter_transform(w, U)
+    _run(x, padding, U, False, _IDENTITY, scale, bias, relu, out, buffer)
+
+
+def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
+    """dx for dout * scale[k] where gate > 0 (clip: dout's negative part dropped first), as
+    ``cpu.conv2d_backward_input``: the forward kernel on dout padded by 2 - P, with U flipped."""
+    K, C = w.shape[:2]
+    U = buffer("winograd_U", 16 * K * C, w.dtype).reshape(16, K, C)
+    _filter_transform(w, U)
+    _run(dout, (2 - padding[0], 2 - padding[1]), U, True, _FLIPPED, np.ones(C, dx.dtype),
+         np.zeros(C, dx.dtype), False, dx, buffer, scale, gate, clip)
+
+
+def _run(x, padding, U, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False):
+    N, C = x.shape[:2]
+    K, OH, OW = out.shape[1:]
+    tiles_per_row = (OW + 1) // 2
+    rows = max(1, SCRATCH_BYTES // (16 * (C + K) * tiles_per_row * x.itemsize))
+    rows = min(rows, N * ((OH + 1) // 2))
+    width = rows * tiles_per_row
+    V = buffer("winograd_V", 16 * C * width, x.dtype).reshape(16, C, width)
+    M = buffer("winograd_M", 16 * K * width, x.dtype).reshape(16, K, width)
+    gated = gate is not None
+    _winograd(x, padding[0], padding[1], gate if gated else x, gated, clip,
+              in_scale if in_scale is not None else np.ones(C, x.dtype),
+              U, trans, perm, scale, bias, relu, out, V, M, numba.get_num_threads())
+
+
+@njit(parallel=True, cache=True)
+def _filter_transform(w, U):
+    """U[a*4 + b, k, c] = (G g G^T)[a, b] for g = w[k, c] (3x3)."""
+    K, C = w.shape[0], w.shape[1]
+    for k in prange(K):
+        for c in range(C):              # plain indexing: a view of w per filter would contend on its refcount
+            for a in range(4):          # row a of G g: g's row 0, 2, or half the sum of its rows with +-row 1
+                if a == 0 or a == 3:
+                    r = 0 if a == 0 else 2
+                    t0, t1, t2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
+                else:
+                    sign = 1.0 if a == 1 else -1.0
+                    t0 = 0.5 * (w[k, c, 0, 0] + sign * w[k, c, 1, 0] + w[k, c, 2, 0])
+                    t1 = 0.5 * (w[k, c, 0, 1] + sign * w[k, c, 1, 1] + w[k, c, 2, 1])
+                    t2 = 0.5 * (w[k, c, 0, 2] + sign * w[k, c, 1, 2] + w[k, c, 2, 2])
+                U[a * 4, k, c] = t0                         # ... times G^T
+                U[a * 4 + 1, k, c] = 0.5 * (t0 + t1 + t2)
+                U[a * 4 + 2, k, c] = 0.5 * (t0 - t1 + t2)
+                U[a * 4 + 3, k, c] = t2
+
+
+@njit(parallel=True, cache=True)
+def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bias, relu, out, V, M, threads):
+    """out[n, k] = epilogue(conv3x3(x', padding (ph, pw)), scale[k], bias[k], relu) by F(2x2, 3x3), where
+    x' = x * in_scale[c] where gate > 0 (if gated; clip: 0 where x < 0).
+
+    U (16, K, C), or with ``trans`` (16, C, K) read transposed; M[xi] uses U[perm[xi]].
+    V (16, C, width), M (16, K, width): scratch for one chunk of width // TW tile rows.
+    """
+    N, C, H, W = x.shape
+    K, OH, OW = out.shape[1], out.shape[2], out.shape[3]
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    width = V.shape[2]
+    chunk = width // TW
+    Uf, Vf, Mf = U.reshape(U.size), V.reshape(V.size), M.reshape(M.size)
+    for g0 in range(0, N * TH, chunk):                 # g: tile row th of image n, g = n * TH + th
+        g1 = min(N * TH, g0 + chunk)
+        P = (g1 - g0) * TW
+        # V[a*4 + b, c, p] = (B^T d B)[a, b], d the 4x4 tile of x'[n, c] at (2th - ph, 2tw - pw)
+        for c in prange(C):
+            d = np.empty((4, 2 * TW + 2), x.dtype)     # 4 input rows of a tile row, zero outside x
+            a = in_scale[c]
+            for g in range(g0, g1):
+                n, th = g // TH, g % TH
+                for r in range(4):
+                    i = 2 * th - ph + r
+                    for j in range(2 * TW + 2):
+                        v = j - pw
+                        if i < 0 or i >= H or v < 0 or v >= W:
+                            d[r, j] = 0
+                        elif (gated and not gate[n, c, i, v] > 0) or (clip and x[n, c, i, v] < 0):
+                            d[r, j] = 0
+                        else:
+                            d[r, j] = x[n, c, i, v] * a
+                for j in range(2 * TW + 2):           # B^T d, in place: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                    d0, d1, d2, d3 = d[0, j], d[1, j], d[2, j], d[3, j]
+                    d[0, j], d[1, j], d[2, j], d[3, j] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                p0 = (g - g0) * TW
+                for r in range(4):                    # ... times B, the same combination of columns
+                    for tw in range(TW):
+                        e0, e1, e2, e3 = d[r, 2 * tw], d[r, 2 * tw + 1], d[r, 2 * tw + 2], d[r, 2 * tw + 3]
+                        V[r * 4, c, p0 + tw] = e0 - e2
+                        V[r * 4 + 1, c, p0 + tw] = e1 + e2
+                        V[r * 4 + 2, c, p0 + tw] = e2 - e1
+                        V[r * 4 + 3, c, p0 + tw] = e1 - e3
+        # M[xi] = U[perm[xi]] @ V[xi]                                                    (kc,cp->kp)
+        for t in prange(threads):
+            for xi in range(t, 16, threads):
+                gemm(trans, False, K, P, C, Uf, perm[xi] * K * C, K if trans else C,
+                     Vf, xi * C * width, width, 0.0, Mf, xi * K * width, width)
+        # out[n, k, 2th:2th+2, 2tw:2tw+2] = epilogue(A^T m A), m = M[:, k, p] as 4x4
+        for k in prange(K):
+            t = np.empty((2, 4, TW), M.dtype)          # A^T m for one tile row
+            for g in range(g0, g1):
+                n, th = g // TH, g % TH
+                p0 = (g - g0) * TW
+                for b in range(4):
+                    for tw in range(TW):
+                        m0, m1 = M[b, k, p0 + tw], M[4 + b, k, p0 + tw]
+                        m2, m3 = M[8 + b, k, p0 + tw], M[12 + b, k, p0 + tw]
+                        t[0, b, tw] = m0 + m1 + m2
+                        t[1, b, tw] = m1 - m2 - m3
+                for r in range(2):
+                    i = 2 * th + r
+                    if i < OH:
+                        for tw in range(TW):
+                            y0 = t[r, 0, tw] + t[r, 1, tw] + t[r, 2, tw]
+                            out[n, k, i, 2 * tw] = epilogue(y0, scale[k], bias[k], relu)
+                            if 2 * tw + 1 < OW:
+                                y1 = t[r, 1, tw] - t[r, 2, tw] - t[r, 3, tw]
+                                out[n, k, i, 2 * tw + 1] = epilogue(y1, scale[k], bias[k], relu)
+
