@@ -218,12 +218,17 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock,
                     gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C,
                          xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
                          0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
-            # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU)
+            # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
+            # indexing, as a view per row would make both threads contend on the array's reference count
             for k in range(k0, k1):
                 for i in range(i0, i1):
-                    row = out[n, k, i] if direct else wide[t, (k - k0) * L + (i - i0) * Wp:]
-                    for j in range(OW):
-                        out[n, k, i, j] = epilogue(row[j], scale[k], bias[k], relu)
+                    if direct:
+                        for j in range(OW):
+                            out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu)
+                    else:
+                        at = (k - k0) * L + (i - i0) * Wp
+                        for j in range(OW):
+                            out[n, k, i, j] = epilogue(wide[t, at + j], scale[k], bias[k], relu)
 
 
 # ---- im2col fallback (strided convolutions, few input channels) -----------------------------------------
