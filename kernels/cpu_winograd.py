@@ -34,12 +34,14 @@ from numba import njit, prange
 from .cpu_blas import gemm
 from .cpu_pointwise import epilogue
 
-SCRATCH_BYTES = 32 << 20         # V and M of one chunk of tiles; 8 MiB chunks ran 10-25% slower (the GEMMs
-                                 # get narrower and U is read once per chunk)
-MIN_CHANNELS = 64                # measured at batch 1, against the direct kernels: 1.0-1.3x faster at 64
-MIN_TILES = 40                   # channels on 56x56, 0.6-0.7x at 16 and 32; 14x14 (49 tiles) 1.0-1.45x
-                                 # faster, 7x7 (16 tiles) 0.6x, 7x7 at batch 8 (128 tiles) 1.5x
-_SWAP = (3, 1, 2, 0)
+# When F(2x2, 3x3) beats the direct kernels (measured per layer at batch 1, forward and input gradient):
+# 64 channels on 56x56 1.0-1.3x, 16 or 32 channels 0.6-0.7x; 512 channels on 14x14 (49 tiles) 1.0-1.45x,
+# on 7x7 (16 tiles) 0.6x, but 1.5x at batch 8 (128 tiles); 128-512 channels on 28x28-112x112 1.3-1.9x.
+MIN_CHANNELS = 64
+MIN_TILES = 40
+SCRATCH_BYTES = 32 << 20    # V and M of one chunk of tiles; 8 MiB chunks ran 10-25% slower (narrower
+                            # GEMMs, and U is read once per chunk)
+_SWAP = (3, 1, 2, 0)        # flipping a filter swaps rows 0 and 3 of G (module docstring)
 _IDENTITY = np.arange(16)
 _FLIPPED = np.array([_SWAP[a] * 4 + _SWAP[b] for a in range(4) for b in range(4)])
 
@@ -74,6 +76,7 @@ def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
 
 
 def _run(x, padding, U, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False):
+    """Size the chunks of tile rows to SCRATCH_BYTES and run `_winograd` (arguments as there)."""
     N, C = x.shape[:2]
     K, OH, OW = out.shape[1:]
     tiles_per_row = (OW + 1) // 2
