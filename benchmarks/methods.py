@@ -12,10 +12,11 @@ bilinear LayerAttribution.interpolate, as mx.gradcam upsamples) and guided_gradc
 Zennit for lrp (EpsilonPlusFlat, ResNetCanonizer / VGGCanonizer); pytorch-grad-cam's GradCAM as a second
 gradcam row. Baselines: black (minixai's default), the same array given to Captum. Targets: the top class.
 
-The torch model is prepared as in tests/test_parity_methods.py (`captum_ready`, read its docstring): one ReLU
-module per call site and none inplace (Captum's DeepLift refuses torchvision's ResNet otherwise), a copy of
-each max-pool's input (Captum's ReLU would rescale the plain max-pool gradient), and Captum's DeepLIFT
-max-pool rule sums where windows overlap. These change nothing in the forward pass and cost a few copies.
+The torch model is prepared by tests/torch_peers.py, as for tests/test_parity_methods.py (read its
+docstring): one ReLU module per call site and none inplace (Captum's DeepLift refuses torchvision's ResNet
+otherwise), a copy of each max-pool's input (Captum's ReLU would rescale the plain max-pool gradient), and
+Captum's DeepLIFT max-pool rule sums where windows overlap. These change nothing in the forward pass and
+cost a few copies.
 
 Both engines run in one process, alternating method by method (minixai, then its peer) for several rounds
 after a warm-up call of each; the table gives medians and the ratio minixai / peer (below 1: minixai is
@@ -41,6 +42,8 @@ import warnings
 
 from _memory import release_freed_memory, status_kb  # benchmarks/ is on sys.path when run as a script
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))  # torch_peers
+
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
 MODELS = ("vgg16", "resnet50")
 METHOD_NAMES = ("saliency", "gxi", "smoothgrad", "ig", "guided", "deconvnet", "deeplift", "gradcam",
@@ -48,54 +51,13 @@ METHOD_NAMES = ("saliency", "gxi", "smoothgrad", "ig", "guided", "deconvnet", "d
 
 
 # ---- the models -----------------------------------------------------------------------------------------
-def captum_ready(net):
-    """One ReLU module per call site, none inplace, max-pools reading a copy of their input (see the
-    docstring of tests/test_parity_methods.py: this is what lets Captum compute the named method)."""
-    import torch
-    import torchvision
-
-    class SeparateReLUBottleneck(torchvision.models.resnet.Bottleneck):
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu1(self.bn1(self.conv1(x)))
-            out = self.relu2(self.bn2(self.conv2(out)))
-            out = self.bn3(self.conv3(out))
-            return self.relu(out + identity)
-
-    for block in net.modules():
-        if type(block) is torchvision.models.resnet.Bottleneck:
-            block.__class__ = SeparateReLUBottleneck
-            block.relu1, block.relu2 = torch.nn.ReLU(), torch.nn.ReLU()
-    for m in net.modules():
-        if isinstance(m, torch.nn.ReLU):
-            m.inplace = False
-        if isinstance(m, torch.nn.MaxPool2d):
-            m.register_forward_pre_hook(lambda module, args: tuple(a.clone() for a in args))
-    return net
-
-
-def patch_captum_deeplift_maxpool():
-    """Captum's DeepLIFT max-pool rule, unpooling with a sum where windows overlap (ResNet's stem pool)."""
-    import torch
-    from captum.attr._core import deep_lift
-
-    def unpool_summing(values, indices, kernel_size, stride, padding, output_size):
-        N, C, H, W = output_size
-        out = values.new_zeros(N, C, H * W)
-        return out.scatter_add_(2, indices.flatten(2), values.flatten(2)).view(N, C, H, W)
-
-    def maxpool2d(module, ins, outs, grad_in, grad_out, eps=1e-10):
-        return deep_lift.maxpool(module, torch.nn.functional.max_pool2d, unpool_summing, ins, outs, grad_in,
-                                 grad_out, eps=eps)
-
-    deep_lift.SUPPORTED_NON_LINEAR[torch.nn.MaxPool2d] = maxpool2d
-
-
 def build(arch, seed=0):
     """(torch model, minixai model, x (1, 3, 224, 224) float32, black baseline, top class), inference mode."""
     import numpy as np
     import torch
     import torchvision
+
+    from torch_peers import captum_ready
 
     from minixai import models
 
@@ -192,7 +154,9 @@ def time_table(args):
     import torch
     torch.set_num_threads(THREADS)
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")     # Captum's DeepLift notice
-    patch_captum_deeplift_maxpool()
+    from captum.attr._core import deep_lift
+    from torch_peers import captum_maxpool2d_summing
+    deep_lift.SUPPORTED_NON_LINEAR[torch.nn.MaxPool2d] = captum_maxpool2d_summing
     results = []
     for arch in args.models:
         net, model, x, black, target = build(arch)

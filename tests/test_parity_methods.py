@@ -43,6 +43,7 @@ import minixai as mx  # noqa: E402
 from minixai import models  # noqa: E402
 from minixai.methods.integrated import quadrature  # noqa: E402
 from test_parity_torch import randomise  # noqa: E402
+from torch_peers import captum_maxpool2d_summing, captum_ready  # noqa: E402
 
 pytestmark = [pytest.mark.torch,                       # and Captum's notices that it sets hooks:
               pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU"),
@@ -55,36 +56,6 @@ CAM_LAYER = {"vgg16": "features.29", "resnet50": "layer4"}     # minixai's defau
 
 
 # ---- the torch model as the peers need it ----------------------------------------------------------------
-class SeparateReLUBottleneck(torchvision.models.resnet.Bottleneck):
-    """torchvision's Bottleneck with one ReLU module per call site (relu1, relu2, then relu after the join)."""
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
-
-
-def _clone_input(module, args):
-    return tuple(a.clone() for a in args)
-
-
-def captum_ready(net):
-    """`net` with no ReLU module called twice, none inplace, and every max-pool reading a copy of its input
-    (see the module docstring). Same function, same gradient."""
-    for block in net.modules():
-        if type(block) is torchvision.models.resnet.Bottleneck:
-            block.__class__ = SeparateReLUBottleneck
-            block.relu1, block.relu2 = torch.nn.ReLU(), torch.nn.ReLU()
-    for m in net.modules():
-        if isinstance(m, torch.nn.ReLU):
-            m.inplace = False
-        if isinstance(m, torch.nn.MaxPool2d):
-            m.register_forward_pre_hook(_clone_input)      # before Captum's hooks, which come and go
-    return net
-
-
 @pytest.fixture(scope="module", params=["vgg16", "resnet50"])
 def case(request):
     """arch, net (torch, float64, eval, captum_ready), model (minixai, float64), x (2, 3, H, W) float64 (images
@@ -185,21 +156,6 @@ def test_integrated_gradients_trapezoid(case):
 def test_modified_relu_backprop(case, ours, theirs):
     reference = theirs(case.net).attribute(inputs(case.x), target=case.targets)
     assert relative_max_diff(ours(case.model, case.x, case.targets), reference) <= TOL
-
-
-def _unpool_summing(values, indices, kernel_size, stride, padding, output_size):
-    """F.max_unpool2d, but summing where windows overlap: max_unpool2d assigns, so when an input is the
-    maximum of several windows only one window's value survives."""
-    N, C, H, W = output_size
-    out = values.new_zeros(N, C, H * W)
-    return out.scatter_add_(2, indices.flatten(2), values.flatten(2)).view(N, C, H, W)
-
-
-def captum_maxpool2d_summing(module, ins, outs, grad_in, grad_out, eps=1e-10):
-    """Captum's DeepLIFT max-pool rule with its unpooling summing (see test_deeplift)."""
-    from captum.attr._core import deep_lift
-    return deep_lift.maxpool(module, torch.nn.functional.max_pool2d, _unpool_summing, ins, outs, grad_in,
-                             grad_out, eps=eps)
 
 
 def test_deeplift(case, monkeypatch):
