@@ -5,7 +5,6 @@ Relevance is checked against `slow_epsilon` of test_rules, the epsilon rule writ
 import numpy as np
 import pytest
 
-import minixai as mx
 from minixai.blocks import BasicBlock
 from minixai.canonizers import merge_batchnorm
 from minixai.composites import Composite
@@ -16,10 +15,7 @@ from minixai.rules import Epsilon, Gradient
 from test_rules import slow_epsilon
 
 
-@pytest.fixture(autouse=True, scope="module")
-def numpy_backend():
-    with mx.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")      # tiny nets: the numpy kernels (conftest.py)
 
 
 # ---- composites --------------------------------------------------------------------------------------

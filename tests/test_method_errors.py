@@ -36,10 +36,7 @@ def call(name, model, x, target=1, **options):
     return mx.METHODS[name](model, x, target, **options)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def numpy_backend():
-    with mx.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")      # tiny nets: the numpy kernels (conftest.py)
 
 
 # ---- every method ------------------------------------------------------------------------------------

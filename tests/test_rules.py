@@ -11,17 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minixai as mx
 from minixai.layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear
 from minixai.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, WSquare, ZBox, ZPlus
 
 RULES = settings(max_examples=8, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def numpy_backend():
-    with mx.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")      # tiny nets: the numpy kernels (conftest.py)
 
 
 # ---- the rules, slowly: dense layer z_j = sum_i x_i W[j, i] + b_j -----------------------------------
