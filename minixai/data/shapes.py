@@ -14,7 +14,6 @@ explanation can be scored by where its relevance lies (pointing game, relevance 
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.path import Path
 
 from ..spec import InputSpec
 
@@ -37,6 +36,7 @@ class ShapesBatch:
 
 
 def _polygon_mask(vertices, grid):
+    from matplotlib.path import Path        # on first use: `import minixai` does not load matplotlib
     return Path(vertices).contains_points(grid).reshape(SIZE, SIZE)
 
 
