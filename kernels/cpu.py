@@ -17,7 +17,8 @@ Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Str
 layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
 block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
 Deep 3x3 stride-1 layers (VGG's, ResNet's inner convolutions) go to Winograd's F(2x2, 3x3) in
-``cpu_winograd`` instead: 2.25x fewer multiplications, 1.05-2.3x faster there (benchmarks/conv_layers.py).
+``cpu_winograd`` instead: 2.25x fewer multiplications; 1.05-1.9x faster on VGG's layers at batch 1, up
+to 2.3x at batch 8 (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). The
 elementwise kernels (ReLU, batch norm, the residual join) are in ``cpu_pointwise``, the dense layers in

@@ -17,11 +17,15 @@ each position xi = (a, b) of the transformed 4x4 tile:
 
 so the convolution costs 16 GEMMs of K x C x P (2.25x fewer multiplications than the direct one's
 K x 9C x 4P) plus the transforms, which are additions only. The entries of B, G, A are 0, +-1 and
-+-1/2, so float32 results stay within a few ulps of the direct sum (the tests check both).
++-1/2, so the float32 error stays close to the direct sum's (measured on a 256-channel layer: 1.4x its
+root-mean-square error; the tests allow 4x). Two differences at the edges of float: an input of +-inf
+gives NaN rather than +-inf (the transforms compute inf - inf), in the same outputs the direct sum makes
+non-finite; and values near float32's maximum can overflow in the transforms where the direct sum would not.
 
-The input gradient is a 3x3 convolution too: dout padded by 2 - P, with W flipped and transposed. Flipping
-g reverses the columns of G g G^T's factors, which only swaps rows 0 and 3 of G, so the same U serves:
-U_grad[(a, b)] = U[(s(a), s(b))]^T with s = (3, 1, 2, 0), read transposed by the GEMM.
+The input gradient is a 3x3 convolution too: dout padded by 2 - P, with W flipped and transposed. A flip
+is flip(g) = J g J with J the 3x3 reversal, and G J (G's columns reversed) is G with rows 0 and 3 swapped,
+as rows 1 and 2 read the same backwards: G J = S G. Hence G flip(g) G^T = S (G g G^T) S^T, so the same U
+serves: U_grad[(a, b)] = U[(s(a), s(b))] with s = (3, 1, 2, 0), its (K, C) transposed by the GEMM.
 
 The tiles are processed in chunks of tile rows whose V and M fit ``SCRATCH_BYTES``; within a chunk the
 input transform runs in parallel over channels, the 16 GEMMs over Numba's threads (single-threaded BLAS
@@ -35,8 +39,8 @@ from .cpu_blas import gemm
 from .cpu_pointwise import epilogue
 
 # When F(2x2, 3x3) beats the direct kernels (`python benchmarks/conv_layers.py`, batch 1, both directions):
-# 64 channels on 56x56 1.0-1.3x, 16 or 32 channels 0.6-0.7x; 512 channels on 14x14 (49 tiles) 1.0-1.45x,
-# on 7x7 (16 tiles) 0.6x, but 1.5x at batch 8 (128 tiles); 128-512 channels on 28x28-112x112 1.3-1.9x.
+# 64 channels on 56x56 1.0-1.1x, 16 or 32 channels 0.65-0.77x; 512 channels on 14x14 (49 tiles) 1.05-1.35x,
+# on 7x7 (16 tiles) 0.65x, but 1.6-1.8x at batch 8 (128 tiles); 128-512 channels on 28x28-112x112 1.2-1.9x.
 MIN_CHANNELS = 64
 MIN_TILES = 40
 SCRATCH_BYTES = 32 << 20    # V and M of one chunk of tiles; 8 MiB chunks ran 10-25% slower (narrower
@@ -47,8 +51,8 @@ _FLIPPED = np.array([_SWAP[a] * 4 + _SWAP[b] for a in range(4) for b in range(4)
 
 
 def applies(kernel, stride, padding, dilation, channels, out_shape):
-    """F(2x2, 3x3) covers 3x3 filters at stride 1, no dilation, padding 0-2 (so that the input gradient's
-    padding 2 - P is one too); it is faster with at least MIN_CHANNELS input and output channels and
+    """F(2x2, 3x3) covers 3x3 filters at stride 1, no dilation; padding 0-2 (the input gradient's padding
+    2 - P is then 0-2 too: no cropping, which the kernel would handle but the tests do not draw); it is faster with at least MIN_CHANNELS input and output channels and
     MIN_TILES 2x2 output tiles. ``out_shape`` (N, OH, OW): the batch and plane of the forward's output."""
     N, OH, OW = out_shape
     return (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
@@ -126,15 +130,15 @@ def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bia
     width = V.shape[2]
     chunk = width // TW
     Uf, Vf, Mf = U.reshape(U.size), V.reshape(V.size), M.reshape(M.size)
-    for g0 in range(0, N * TH, chunk):                 # g: tile row th of image n, g = n * TH + th
-        g1 = min(N * TH, g0 + chunk)
-        P = (g1 - g0) * TW
+    for tr0 in range(0, N * TH, chunk):                # tr: tile row th of image n, tr = n * TH + th
+        tr1 = min(N * TH, tr0 + chunk)
+        P = (tr1 - tr0) * TW
         # V[a*4 + b, c, p] = (B^T d B)[a, b], d the 4x4 tile of x'[n, c] at (2th - ph, 2tw - pw)
         for c in prange(C):
             d = np.empty((4, 2 * TW + 2), x.dtype)     # 4 input rows of a tile row, zero outside x
-            a = in_scale[c]
-            for g in range(g0, g1):
-                n, th = g // TH, g % TH
+            sc = in_scale[c]
+            for tr in range(tr0, tr1):
+                n, th = tr // TH, tr % TH
                 for r in range(4):
                     i = 2 * th - ph + r
                     for j in range(2 * TW + 2):
@@ -144,11 +148,11 @@ def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bia
                         elif (gated and not gate[n, c, i, v] > 0) or (clip and x[n, c, i, v] < 0):
                             d[r, j] = 0
                         else:
-                            d[r, j] = x[n, c, i, v] * a
+                            d[r, j] = x[n, c, i, v] * sc
                 for j in range(2 * TW + 2):           # B^T d, in place: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
                     d0, d1, d2, d3 = d[0, j], d[1, j], d[2, j], d[3, j]
                     d[0, j], d[1, j], d[2, j], d[3, j] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                p0 = (g - g0) * TW
+                p0 = (tr - tr0) * TW
                 for r in range(4):                    # ... times B, the same combination of columns
                     for tw in range(TW):
                         e0, e1, e2, e3 = d[r, 2 * tw], d[r, 2 * tw + 1], d[r, 2 * tw + 2], d[r, 2 * tw + 3]
@@ -157,29 +161,29 @@ def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bia
                         V[r * 4 + 2, c, p0 + tw] = e2 - e1
                         V[r * 4 + 3, c, p0 + tw] = e1 - e3
         # M[xi] = U[perm[xi]] @ V[xi]                                                    (kc,cp->kp)
-        for t in prange(threads):
-            for xi in range(t, 16, threads):
+        for tid in prange(threads):
+            for xi in range(tid, 16, threads):
                 gemm(trans, False, K, P, C, Uf, perm[xi] * K * C, K if trans else C,
                      Vf, xi * C * width, width, 0.0, Mf, xi * K * width, width)
         # out[n, k, 2th:2th+2, 2tw:2tw+2] = epilogue(A^T m A), m = M[:, k, p] as 4x4
         for k in prange(K):
-            t = np.empty((2, 4, TW), M.dtype)          # A^T m for one tile row
-            for g in range(g0, g1):
-                n, th = g // TH, g % TH
-                p0 = (g - g0) * TW
+            atm = np.empty((2, 4, TW), M.dtype)        # A^T m for one tile row
+            for tr in range(tr0, tr1):
+                n, th = tr // TH, tr % TH
+                p0 = (tr - tr0) * TW
                 for b in range(4):
                     for tw in range(TW):
                         m0, m1 = M[b, k, p0 + tw], M[4 + b, k, p0 + tw]
                         m2, m3 = M[8 + b, k, p0 + tw], M[12 + b, k, p0 + tw]
-                        t[0, b, tw] = m0 + m1 + m2
-                        t[1, b, tw] = m1 - m2 - m3
+                        atm[0, b, tw] = m0 + m1 + m2
+                        atm[1, b, tw] = m1 - m2 - m3
                 for r in range(2):
                     i = 2 * th + r
                     if i < OH:
                         for tw in range(TW):
-                            y0 = t[r, 0, tw] + t[r, 1, tw] + t[r, 2, tw]
+                            y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
                             out[n, k, i, 2 * tw] = epilogue(y0, scale[k], bias[k], relu)
                             if 2 * tw + 1 < OW:
-                                y1 = t[r, 1, tw] - t[r, 2, tw] - t[r, 3, tw]
+                                y1 = atm[r, 1, tw] - atm[r, 2, tw] - atm[r, 3, tw]
                                 out[n, k, i, 2 * tw + 1] = epilogue(y1, scale[k], bias[k], relu)
 

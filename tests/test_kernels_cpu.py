@@ -29,8 +29,25 @@ def assert_close(actual, expected, dtype):
 
 
 @contextlib.contextmanager
+def winograd_calls():
+    """Count the convolutions that run through Winograd's kernel: yields a one-element list."""
+    calls, run = [0], cpu_winograd._run
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return run(*args, **kwargs)
+
+    cpu_winograd._run = counted
+    try:
+        yield calls
+    finally:
+        cpu_winograd._run = run
+
+
+@contextlib.contextmanager
 def path(name, task_columns):
-    """Force Winograd, the shift-GEMM or the im2col path, with small tasks (module constants, restored)."""
+    """Force Winograd, the shift-GEMM or the im2col path, with small tasks (module constants, restored);
+    yields the count of `winograd_calls`."""
     saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
     saved_winograd = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 10 ** 9 if name == "im2col" else 1
@@ -38,7 +55,8 @@ def path(name, task_columns):
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name == "winograd" else 10 ** 9
     cpu_winograd.SCRATCH_BYTES = 64 * task_columns           # chunks of one to a few tile rows
     try:
-        yield
+        with winograd_calls() as calls:
+            yield calls
     finally:
         cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES = saved_winograd
@@ -79,13 +97,16 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
                                                clip=with_bias)       # guided backprop's clipped ReLU
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
     for name in ("winograd", "shift", "im2col"):
-        with path(name, task_columns):
+        with path(name, task_columns) as calls:
+            # F(2x2, 3x3) takes every 3x3 stride-1 undilated draw (padding is 0-2) once forced
+            winograd = name == "winograd" and tuple(w_shape[2:]) == (3, 3) and stride == dilation == (1, 1)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
                          fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale,
                                                    gate=gate, clip=with_bias), dx_gated, dtype)
+            assert calls[0] == (4 if winograd else 0)          # the path under test is the path that ran
             assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
 
 
@@ -93,22 +114,25 @@ def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
     large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1."""
     rng = np.random.default_rng(0)
-    for x_shape, w_shape, stride, padding in [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
-                                              ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
-                                              ((3, 64, 9, 11), (96, 64, 3, 3), (1, 1), (0, 2)),
-                                              ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
-                                              ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
-                                              ((1, 16, 22, 20), (32, 16, 3, 3), (1, 1), (1, 1)),
-                                              ((2, 24, 7, 7), (40, 24, 1, 1), (1, 1), (0, 0)),
-                                              ((1, 24, 21, 20), (40, 24, 1, 1), (1, 1), (0, 0)),
-                                              ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0))]:
-        x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-        b = rng.standard_normal(w_shape[0])
-        out = reference.conv2d_forward(x, w, b, stride, padding, (1, 1))
-        dout = rng.standard_normal(out.shape)
-        assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1)), out, np.float64)
-        assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
-                     reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
+    layers = [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
+              ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
+              ((3, 64, 9, 11), (96, 64, 3, 3), (1, 1), (0, 2)),
+              ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
+              ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
+              ((1, 16, 22, 20), (32, 16, 3, 3), (1, 1), (1, 1)),
+              ((2, 24, 7, 7), (40, 24, 1, 1), (1, 1), (0, 0)),
+              ((1, 24, 21, 20), (40, 24, 1, 1), (1, 1), (0, 0)),
+              ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0))]
+    with winograd_calls() as calls:
+        for x_shape, w_shape, stride, padding in layers:
+            x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+            b = rng.standard_normal(w_shape[0])
+            out = reference.conv2d_forward(x, w, b, stride, padding, (1, 1))
+            dout = rng.standard_normal(out.shape)
+            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1)), out, np.float64)
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
+                         reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
+    assert calls[0] == 4                                 # the two Winograd shapes, forward and backward
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
@@ -124,13 +148,53 @@ def test_winograd_float32_error_is_that_of_the_direct_sum(padding):
     assert cpu_winograd.applies((3, 3), (1, 1), padding, (1, 1), 256, (2,) + exact.shape[2:])
     errors = {}
     for name in ("winograd", "shift"):
-        with path(name, cpu.TASK_COLUMNS):
+        with path(name, cpu.TASK_COLUMNS) as calls:
             out = cpu.conv2d_forward(x32, w32, b32, (1, 1), padding, (1, 1))
             dx = cpu.conv2d_backward_input(dout32, w32, x.shape, (1, 1), padding, (1, 1))
+        assert calls[0] == (2 if name == "winograd" else 0)
         errors[name] = (np.abs(out - exact).max() / np.abs(exact).max(),
                         np.abs(dx - exact_dx).max() / np.abs(exact_dx).max())
     assert max(errors["shift"]) < 1e-6
     assert errors["winograd"][0] < 4 * errors["shift"][0] and errors["winograd"][1] < 4 * errors["shift"][1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_winograd_chunks_across_images_and_one_thread(dtype):
+    """Chunks of 2 tile rows over images of 3 tile rows each, so that every other chunk spans two images,
+    with the fused epilogue and the gated backward; on all of Numba's threads and on one."""
+    rng = np.random.default_rng(4)
+    N, C, K, H, W = 3, 3, 4, 5, 5                        # padding 1: 5x5 outputs, 3x3 tiles per image
+    x, w = rng.standard_normal((N, C, H, W)).astype(dtype), rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    b, scale = rng.standard_normal(K).astype(dtype), rng.standard_normal(K).astype(dtype)
+    dout, gate = rng.standard_normal((2, N, K, H, W)).astype(dtype)
+    out = reference.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), scale=scale, relu=True)
+    dx = reference.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), scale=scale, gate=gate, clip=True)
+    previous = numba.get_num_threads()
+    for threads in (previous, 1):
+        numba.set_num_threads(threads)
+        try:
+            with path("winograd", 40) as calls:
+                cpu_winograd.SCRATCH_BYTES = 2 * 16 * (C + K) * 3 * np.dtype(dtype).itemsize   # 2 tile rows
+                assert_close(cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), scale=scale, relu=True), out, dtype)
+                assert_close(cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), scale=scale,
+                                                       gate=gate, clip=True), dx, dtype)
+        finally:
+            numba.set_num_threads(previous)
+        assert calls[0] == 2
+
+
+def test_winograd_non_finite_inputs_stay_non_finite_where_the_direct_sum_does():
+    """NaN and inf reach the same outputs as through the direct kernels (inf may come out as NaN: the
+    transforms subtract; see the cpu_winograd docstring)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 3, 3))
+    x[0, 0, 2, 3], x[0, 1, 5, 7], x[0, 0, 6, 0] = np.nan, np.inf, -np.inf
+    results = {}
+    for name in ("winograd", "shift"):
+        with path(name, 40), np.errstate(invalid="ignore"):
+            results[name] = cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1))
+    assert not np.isfinite(results["shift"]).all()
+    assert np.array_equal(np.isfinite(results["winograd"]), np.isfinite(results["shift"]))
 
 
 def test_conv2d_non_contiguous_input_and_one_thread():
