@@ -52,8 +52,9 @@ _FLIPPED = np.array([_SWAP[a] * 4 + _SWAP[b] for a in range(4) for b in range(4)
 
 def applies(kernel, stride, padding, dilation, channels, out_shape):
     """F(2x2, 3x3) covers 3x3 filters at stride 1, no dilation; padding 0-2 (the input gradient's padding
-    2 - P is then 0-2 too: no cropping, which the kernel would handle but the tests do not draw); it is faster with at least MIN_CHANNELS input and output channels and
-    MIN_TILES 2x2 output tiles. ``out_shape`` (N, OH, OW): the batch and plane of the forward's output."""
+    2 - P is then 0-2 too: no cropping, which the kernel would handle but the tests do not draw). It is
+    faster with at least MIN_CHANNELS input and output channels and MIN_TILES 2x2 output tiles.
+    ``out_shape`` (N, OH, OW): the batch and plane of the forward's output."""
     N, OH, OW = out_shape
     return (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and all(0 <= p <= 2 for p in padding) and channels >= MIN_CHANNELS
@@ -63,24 +64,22 @@ def applies(kernel, stride, padding, dilation, channels, out_shape):
 def conv3x3_forward(x, w, scale, bias, relu, padding, out, buffer):
     """out = epilogue(conv(x, w), scale, bias, relu); x (N, C, H, W), w (K, C, 3, 3), out (N, K, OH, OW).
     ``buffer(name, size, dtype)`` hands out reusable scratch."""
-    K, C = w.shape[:2]
-    U = buffer("winograd_U", 16 * K * C, w.dtype).reshape(16, K, C)
-    _filter_transform(w, U)
-    _run(x, padding, U, False, _IDENTITY, scale, bias, relu, out, buffer)
+    _run(x, padding, w, False, _IDENTITY, scale, bias, relu, out, buffer)
 
 
 def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
     """dx for dout * scale[k] where gate > 0 (clip: dout's negative part dropped first), as
     ``cpu.conv2d_backward_input``: the forward kernel on dout padded by 2 - P, with U flipped."""
-    K, C = w.shape[:2]
-    U = buffer("winograd_U", 16 * K * C, w.dtype).reshape(16, K, C)
-    _filter_transform(w, U)
-    _run(dout, (2 - padding[0], 2 - padding[1]), U, True, _FLIPPED, np.ones(C, dx.dtype),
+    C = w.shape[1]
+    _run(dout, (2 - padding[0], 2 - padding[1]), w, True, _FLIPPED, np.ones(C, dx.dtype),
          np.zeros(C, dx.dtype), False, dx, buffer, scale, gate, clip)
 
 
-def _run(x, padding, U, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False):
-    """Size the chunks of tile rows to SCRATCH_BYTES and run `_winograd` (arguments as there)."""
+def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False):
+    """Transform the filters, size the chunks of tile rows to SCRATCH_BYTES and run `_winograd`
+    (arguments as there; w (K, C, 3, 3) of the forward convolution, whichever direction runs)."""
+    U = buffer("winograd_U", 16 * w.shape[0] * w.shape[1], w.dtype).reshape(16, w.shape[0], w.shape[1])
+    _filter_transform(w, U)
     N, C = x.shape[:2]
     K, OH, OW = out.shape[1:]
     tiles_per_row = (OW + 1) // 2
