@@ -18,10 +18,13 @@ Every module provides::
     relu_forward(x) -> out                       out = max(x, 0), NaN stays NaN
     relu_backward(dout, out) -> dx               dx = dout where out > 0, else 0 (a new array; dout is kept)
 
-The ``cpu`` module also has the dense layer's ``linear_forward(x, w, b) -> out`` and
-``linear_backward_input(dout, w) -> dx`` (x (N, I), w (O, I), b (O,) or None), and batch norm's
-``channel_affine(x, scale, shift) -> x * scale[c] + shift[c]``, and the residual join's
-``add_relu(a, b) -> max(a + b, 0)``; layers use them only where the active module has them.
+    linear_forward(x, w, b) -> out               out = x @ w^T + b   (x (N, I), w (O, I), b (O,) or None)
+    linear_backward_input(dout, w) -> dx         dx = dout @ w
+    channel_affine(x, scale, shift) -> out       out = x * scale[c] + shift[c]   (an inference batch norm)
+    add_relu(a, b) -> out                        out = max(a + b, 0)   (a residual join and its ReLU)
+
+The fused forms (``scale``/``relu`` of the forward, ``scale``/``gate``/``clip`` of the input gradient) are
+called only by ``minixai.fusion``; the layers call the plain ones.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with
 ``H' = 1 + (H + 2P - D(R - 1) - 1) // S``. ``stride``, ``padding``, ``dilation``, ``kernel`` are (int, int)
@@ -29,6 +32,6 @@ pairs. ``argmax`` holds, for each pooled output, the flat index ``h * W + w`` of
 its (unpadded) plane, as torch's ``return_indices`` does; ties go to the first maximum in scan order.
 Select the implementation with ``minixai.set_backend``.
 """
-from .shapes import conv_output_size, pool_output_size
+from .sizes import conv_output_size, pool_output_size
 
 __all__ = ["conv_output_size", "pool_output_size"]

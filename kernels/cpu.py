@@ -36,7 +36,7 @@ from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
 from .cpu_pointwise import add_relu, channel_affine, epilogue, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
-from .shapes import conv_output_size
+from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
            "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input",

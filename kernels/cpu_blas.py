@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import importlib.metadata
 import os
+import threading
 from pathlib import PurePath
 
 import llvmlite.binding as llvm
@@ -111,23 +112,35 @@ def gemv(trans_a, m, n, a, a_off, lda, x, x_off, beta, y, y_off):
         _dgemv(*args)
 
 
-_blas_controllers = None
+_blas_lock = threading.Lock()
+_blas_controllers = None     # threadpoolctl's handles on the loaded BLAS libraries (found once)
+_blas_users = 0              # threads inside single_threaded_blas() right now
+_blas_saved = []             # (library controller, its thread count before the first of them entered)
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Run the enclosed kernels with every loaded BLAS limited to one thread (Numba owns the threads)."""
-    global _blas_controllers
-    if _blas_controllers is None:
-        from threadpoolctl import ThreadpoolController
-        _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
-    previous = [lib.get_num_threads() for lib in _blas_controllers]
-    for lib, count in zip(_blas_controllers, previous):
-        if count != 1:
-            lib.set_num_threads(1)
+    """Run the enclosed kernels with every loaded BLAS limited to one thread (Numba owns the threads).
+
+    BLAS thread counts are process-wide, and several Python threads may run kernels at once: the first to
+    enter saves the counts and sets them to 1, the last to leave restores them."""
+    global _blas_controllers, _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_controllers is None:
+                from threadpoolctl import ThreadpoolController
+                _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+            _blas_saved = [(lib, lib.get_num_threads()) for lib in _blas_controllers]
+            for lib, count in _blas_saved:
+                if count != 1:
+                    lib.set_num_threads(1)
+        _blas_users += 1
     try:
         yield
     finally:
-        for lib, count in zip(_blas_controllers, previous):
-            if count != 1:
-                lib.set_num_threads(count)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, count in _blas_saved:
+                    if count != 1:
+                        lib.set_num_threads(count)

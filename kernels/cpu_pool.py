@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import cpu_memory
-from .shapes import pool_output_size
+from .sizes import pool_output_size
 
 
 def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):

@@ -5,7 +5,7 @@ Signatures and conventions: see ``minixai.kernels``.
 """
 import numpy as np
 
-from .shapes import conv_output_size, gated_gradient, pool_output_size
+from .sizes import conv_output_size, pool_output_size
 
 
 def _window(r_out, stride, dilation, kernel):
@@ -115,3 +115,36 @@ def relu_forward(x):
 def relu_backward(dout, out):
     """dx = dout where the ReLU passed its input (out > 0), else 0."""
     return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+def gated_gradient(dout, scale, gate, clip=False):
+    """dout * scale[k] where gate > 0, else 0 (scale: a batch norm's, gate: a ReLU's output; either None);
+    with `clip` dout's negative part is dropped first (the ReLU of guided backprop and DeconvNet)."""
+    if clip:
+        dout = dout * (dout > 0)
+    if scale is not None:
+        dout = dout * scale[:, None, None]
+    if gate is not None:
+        dout = dout * (gate > 0)
+    return dout
+
+
+def linear_forward(x, w, b):
+    """out[n, o] = b[o] + sum_i w[o, i] * x[n, i]."""
+    out = np.einsum("oi,ni->no", w, x)
+    return out + b if b is not None else out
+
+
+def linear_backward_input(dout, w):
+    """dx[n, i] = sum_o dout[n, o] * w[o, i]."""
+    return np.einsum("no,oi->ni", dout, w)
+
+
+def channel_affine(x, scale, shift):
+    """out[n, c, i, j] = x[n, c, i, j] * scale[c] + shift[c] (an inference batch norm)."""
+    return x * scale[:, None, None] + shift[:, None, None]
+
+
+def add_relu(a, b):
+    """max(a + b, 0): a residual join and the ReLU after it."""
+    return np.maximum(a + b, 0)

@@ -9,7 +9,8 @@ so no im2col buffer is ever built. Signatures: see ``minixai.kernels``.
 """
 from minixai.backend import array_module
 
-from .shapes import conv_output_size, gated_gradient, pool_output_size
+from .reference import gated_gradient
+from .sizes import conv_output_size, pool_output_size
 
 
 def _pad(x, padding, value=0.0):
@@ -123,3 +124,20 @@ def relu_forward(x):
 def relu_backward(dout, out):
     xp = array_module(dout)
     return xp.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+def linear_forward(x, w, b):
+    out = x @ w.T                                                             # ni,oi->no
+    return out + b if b is not None else out
+
+
+def linear_backward_input(dout, w):
+    return dout @ w                                                           # no,oi->ni
+
+
+def channel_affine(x, scale, shift):
+    return x * scale[:, None, None] + shift[:, None, None]
+
+
+def add_relu(a, b):
+    return array_module(a).maximum(a + b, 0)

@@ -3,6 +3,7 @@ from . import composites, data, images, layers, rules
 from .backend import get_backend, set_backend, use_backend
 from .counterfactual import counterfactual
 from .features import maximize_filter, maximize_filters
+from .fusion import unfused
 from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
                       integrated_gradients, lrp, saliency, smoothgrad, vargrad)
 from .model import Model
@@ -13,12 +14,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # `mx.viz` and `mx.models` load on first use: matplotlib and the model zoo are not needed to explain
+    """`mx.viz`, `mx.models` and `mx.weights` load on first use: explaining needs neither matplotlib nor the
+    model zoo. (A plain `from . import viz` here would call this function again, before the import.)"""
     if name in ("viz", "models", "weights"):
         import importlib
-        return importlib.import_module(f"minixai.{name}")
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'minixai' has no attribute {name!r}")
-__all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec", "get_backend", "set_backend",
-           "use_backend", "METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad",
-           "integrated_gradients", "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift",
-           "summit", "counterfactual", "maximize_filter", "maximize_filters"]
+
+
+__all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec",
+           "get_backend", "set_backend", "use_backend", "unfused", "METHODS", "saliency", "gradient_x_input",
+           "smoothgrad", "vargrad", "integrated_gradients", "guided_backprop", "deconvnet", "gradcam",
+           "guided_gradcam", "lrp", "deeplift", "summit", "counterfactual", "maximize_filter", "maximize_filters"]

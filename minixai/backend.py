@@ -1,32 +1,24 @@
 """Which kernels run the layers: ``reference``, ``numba`` (default on CPU), ``numpy`` or ``cupy``.
 
-    mx.set_backend("reference")      # or MINIXAI_BACKEND=reference in the environment
-    with mx.use_backend("numpy"): ...
+    mx.set_backend("reference")      # for the whole process (or MINIXAI_BACKEND=reference in the environment)
+    with mx.use_backend("numpy"): ...   # for the enclosed code, in this thread only
 
 ``reference`` is the textbook loop version (tiny inputs only), ``numba`` the fast CPU kernels,
 ``numpy``/``cupy`` the vectorised array-module-generic kernels (``cupy`` runs them on a GPU).
+``reference`` also runs every model unfused (see ``minixai.fusion``).
 """
 import contextlib
-import importlib
+import contextvars
 import os
 
-# Numba's OpenMP threads sleep between parallel regions instead of spinning. On a busy machine (more
-# runnable threads than cores) spinning workers steal the cores the others need: a shapes-model gradient
-# took 0.25 s with spinning and 0.004 s without, a ResNet-50 gradient 2.0 s against 0.5 s. Set the
-# variable yourself to override; it must be set before the OpenMP runtime starts, hence here.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 BACKENDS = ("reference", "numba", "numpy", "cupy")
-_MODULES = {"reference": "minixai.kernels.reference", "numba": "minixai.kernels.cpu",
-            "numpy": "minixai.kernels.xp", "cupy": "minixai.kernels.xp"}
-_active = None
+_default = None                                                   # set_backend / $MINIXAI_BACKEND
+_scoped = contextvars.ContextVar("minixai_backend", default=None)  # use_backend, per thread
 
 
-def set_backend(name):
-    """Select the kernels used by every layer from now on."""
-    global _active
+def _check(name):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
     if name == "cupy":
@@ -34,31 +26,57 @@ def set_backend(name):
             import cupy  # noqa: F401
         except ImportError as e:
             raise ValueError("backend 'cupy' needs CuPy and a GPU: pip install 'minixai[gpu]'") from e
-    _active = name
+    return name
+
+
+def set_backend(name):
+    """Select the kernels used by every layer from now on, in every thread."""
+    global _default
+    _default = _check(name)
 
 
 def get_backend():
-    """Name of the active backend (from set_backend, else $MINIXAI_BACKEND, else 'numba')."""
-    global _active
-    if _active is None:
-        set_backend(os.environ.get("MINIXAI_BACKEND", "numba"))
-    return _active
+    """Name of the active backend (use_backend's, else set_backend's, else $MINIXAI_BACKEND, else 'numba')."""
+    global _default
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    if _default is None:
+        _default = _check(os.environ.get("MINIXAI_BACKEND", "numba"))
+    return _default
 
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Temporarily switch the backend: ``with use_backend("reference"): ...``."""
-    previous = get_backend()
-    set_backend(name)
+    """Switch the backend for the enclosed code in this thread: ``with use_backend("reference"): ...``."""
+    token = _scoped.set(_check(name))
     try:
         yield
     finally:
-        set_backend(previous)
+        _scoped.reset(token)
 
 
 def kernels():
-    """The kernel module of the active backend."""
-    return importlib.import_module(_MODULES[get_backend()])
+    """The kernel module of the active backend (all four have the functions listed in minixai.kernels)."""
+    name = get_backend()
+    if name == "numba":
+        _prefer_sleeping_threads()
+        from .kernels import cpu
+        return cpu
+    if name == "reference":
+        from .kernels import reference
+        return reference
+    from .kernels import xp
+    return xp
+
+
+def _prefer_sleeping_threads():
+    """Numba's OpenMP threads sleep between parallel regions instead of spinning. On a busy machine (more
+    runnable threads than cores) spinning workers steal the cores the others need: a shapes-model gradient
+    took 0.25 s with spinning and 0.004 s without, a ResNet-50 gradient 2.0 s against 0.5 s. The OpenMP
+    runtime reads OMP_WAIT_POLICY when it starts, at the first Numba kernel, so it is set (unless the user
+    set it) just before that; the README says so."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def array_module(x):

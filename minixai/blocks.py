@@ -1,11 +1,11 @@
 """The two residual blocks of ResNet, built from the layers of ``minixai.layers``.
 
 Child names match torchvision's (conv1, bn1, conv2, bn2, conv3, bn3, downsample, relu). torchvision calls
-one ReLU module several times per block; here each call site has its own layer because a layer caches
-its mask: ``relu1`` (and ``relu2`` in the bottleneck) inside the block, ``relu`` after the join, and the
-join itself is the layer ``add``.
+one ReLU module several times per block; here each call site has its own layer (a layer runs once per
+pass, so its context on the tape is unambiguous): ``relu1`` (and ``relu2`` in the bottleneck) inside the
+block, ``relu`` after the join, and the join itself is the layer ``add``.
 """
-from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential, backward_chain, forward_chain
+from .layers import Add, BatchNorm2d, Conv2d, Layer, ReLU, Sequential
 
 
 class _Residual(Layer):
@@ -16,20 +16,19 @@ class _Residual(Layer):
         names = [*self.main_path, "downsample", "add", "relu"]
         return {n: getattr(self, n) for n in names if getattr(self, n, None) is not None}
 
-    def forward(self, x):
-        out = forward_chain([getattr(self, name) for name in self.main_path], x)
-        identity = self.downsample(x) if self.downsample is not None else x
-        if self.add.capture or self.relu.keep_input or self.relu.training:
-            return self.relu(self.add(out, identity))
-        return self.relu.take_fused(self.add.forward_relu(out, identity))     # one pass, same numbers
+    def forward(self, ctx, x):
+        out = x
+        for name in self.main_path:
+            out = ctx.forward(getattr(self, name), out)
+        identity = x if self.downsample is None else ctx.forward(self.downsample, x)
+        return ctx.forward(self.relu, ctx.forward(self.add, out, identity))
 
-    def backward(self, dout, rule=None):
-        if self.capture:
-            self.captured_grad = dout
-        d_main, d_identity = self.add.backward(self.relu.backward(dout, rule), rule)
-        d_main = backward_chain([getattr(self, name) for name in self.main_path], d_main, rule)
+    def backward(self, ctx, dout, rule):
+        d_main, d_identity = ctx.backward(self.add, ctx.backward(self.relu, dout, rule), rule)
+        for name in reversed(self.main_path):
+            d_main = ctx.backward(getattr(self, name), d_main, rule)
         if self.downsample is not None:
-            d_identity = self.downsample.backward(d_identity, rule)
+            d_identity = ctx.backward(self.downsample, d_identity, rule)
         return d_main + d_identity
 
 

@@ -6,10 +6,10 @@
 The named composites have the same layer-to-rule maps as Zennit's composites of the same names.
 """
 from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, ZBox, ZPlus
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus
 
 
-class Composite(Gradient):
+class Composite(Rule):
     """Assigns rules to layers; a layer matched by nothing keeps the plain gradient.
 
     layer_map: [(layer type or tuple of types, rule)], first match wins.
@@ -17,20 +17,20 @@ class Composite(Gradient):
     first:     (types, rule) for the first layer (in forward order) of one of those types.
     """
 
-    def __init__(self, layer_map=(), name_map=None, first=None):
+    def __init__(self, layer_map=(), name_map=None, first=None, first_name=None):
         self.layer_map, self.name_map, self.first = list(layer_map), dict(name_map or {}), first
-        self.first_name = None
+        self.first_name = first_name         # the name `first` applies to in one model (set by prepare)
 
     def prepare(self, model):
+        """A copy for `model`: its first layer found by name, every rule prepared for it."""
+        first_name = None
         if self.first is not None:
             types, _ = self.first
-            self.first_name = next((n for n, l in model.named_layers() if isinstance(l, types)), None)
-        for rule in self.rules():
-            rule.prepare(model)
-
-    def rules(self):
-        found = [rule for _, rule in self.layer_map] + list(self.name_map.values())
-        return found + ([self.first[1]] if self.first is not None else [])
+            first_name = next((n for n, l in model.named_layers() if isinstance(l, types)), None)
+        layer_map = [(types, rule.prepare(model)) for types, rule in self.layer_map]
+        name_map = {name: rule.prepare(model) for name, rule in self.name_map.items()}
+        first = (self.first[0], self.first[1].prepare(model)) if self.first is not None else None
+        return Composite(layer_map, name_map, first, first_name)
 
     def rule_for(self, layer):
         if layer.name in self.name_map:
@@ -42,9 +42,9 @@ class Composite(Gradient):
                 return rule
         return None
 
-    def backward(self, layer, dout):
+    def backward(self, layer, ctx, dout):
         rule = self.rule_for(layer)
-        return layer.grad(dout) if rule is None else rule.backward(layer, dout)
+        return layer.grad(ctx, dout) if rule is None else rule.backward(layer, ctx, dout)
 
     def __repr__(self):
         rows = [f"  {getattr(t, '__name__', t)}: {r!r}" for t, r in self.layer_map]
@@ -84,7 +84,7 @@ COMPOSITES = {"epsilon_plus_flat": epsilon_plus_flat, "epsilon_gamma_box": epsil
 
 def get(composite):
     """A Composite from its name (or the Composite itself)."""
-    if isinstance(composite, Gradient):
+    if isinstance(composite, Rule):
         return composite
     if composite not in COMPOSITES:
         raise ValueError(f"unknown composite {composite!r}; valid: {', '.join(COMPOSITES)}")

@@ -30,26 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .training import cross_entropy
+from .training import Adam, cross_entropy
 from .validate import check_images, check_positive, check_targets
-
-
-class ImageAdam:
-    """Adam (Kingma & Ba 2015) on one array, the image:
-        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
-        x <- x - lr * m_hat / (sqrt(v_hat) + eps),   m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)"""
-
-    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.t, self.m, self.v = 0, 0.0, 0.0
-
-    def step(self, x, g):
-        b1, b2 = self.betas
-        self.t += 1
-        self.m = b1 * self.m + (1 - b1) * g
-        self.v = b2 * self.v + (1 - b2) * g * g
-        m_hat, v_hat = self.m / (1 - b1 ** self.t), self.v / (1 - b2 ** self.t)
-        return (x - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(x.dtype)
 
 
 @dataclass
@@ -163,16 +145,17 @@ def counterfactual(model, x, target_class, lr=0.01, steps=500, l1=10.0, l2=0.0, 
     lr, steps = _check_options(lr, steps, l1, l2, tv, threshold)
     low, high = (v.astype(x0.dtype) for v in model.spec.valid_range(x0.dtype))
     _check_in_range(x0, model.spec)
-    p0 = softmax(model.forward(x0).astype(np.float64))[0]
+    p0 = softmax(model.record(x0).output.astype(np.float64))[0]
     x = x0.copy()
     if seed is not None:
         noise = np.random.default_rng(seed).uniform(-lr, lr, x0.shape).astype(x0.dtype)
         x = np.clip(x0 + noise, low, high)
-    adam = ImageAdam(lr)
+    adam = Adam(lr=lr)                                       # training.Adam, on the image
     history = {"loss": [], "target_probability": [], "l1": []}
     bar = tqdm(total=steps, desc="counterfactual", disable=not progress)
     for t in range(steps + 1):
-        logits = model.forward(x)
+        tape = model.record(x)
+        logits = tape.output
         ce, dlogits = cross_entropy(logits, np.array([target]))
         penalty, dpenalty = distance_penalty(x, x0, l1, l2, tv)
         p = softmax(logits.astype(np.float64))[0]
@@ -181,8 +164,8 @@ def counterfactual(model, x, target_class, lr=0.01, steps=500, l1=10.0, l2=0.0, 
         history["l1"].append(_pixel_distance(x, x0, model.spec)[0])
         if p[target] >= threshold or t == steps:
             break
-        grad = model.backward(dlogits) + dpenalty            # dL/dx
-        x = np.clip(adam.step(x, grad), low, high)           # Adam step, then projection onto valid pixels
+        grad = model.backward(dlogits, tape=tape) + dpenalty     # dL/dx
+        x = np.clip(adam.apply("image", x, grad), low, high)   # Adam step, then projection onto valid pixels
         bar.update(1)
         bar.set_postfix(p=f"{p[target]:.3f}")
     bar.close()

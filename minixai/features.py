@@ -131,8 +131,9 @@ def _ascend(sub, filters, start, size, steps, lr, seed, options, progress):
         for _ in range(steps):
             dy, dx = rng.integers(-options["jitter"], options["jitter"] + 1, 2) if options["jitter"] else (0, 0)
             shifted = np.roll(x, (dy, dx), axis=(2, 3))
-            a, dact = filter_objective(sub.forward(shifted), filters, options["border"])
-            g = np.roll(sub.backward(dact), (-dy, -dx), axis=(2, 3))      # d a / d x, shifted back
+            tape = sub.record(shifted)
+            a, dact = filter_objective(tape.output, filters, options["border"])
+            g = np.roll(sub.backward(dact, tape=tape), (-dy, -dx), axis=(2, 3))   # d a / d x, shifted back
             if not history:
                 _warn_inactive(g, filters)
             x = x + lr * l2_normalize(g)                                   # x_t+1 = x_t + lr g / ||g||
@@ -143,7 +144,7 @@ def _ascend(sub, filters, start, size, steps, lr, seed, options, progress):
             history.append(a)
             bar.update(1)
     bar.close()
-    history.append(filter_objective(sub.forward(x), filters, options["border"])[0])
+    history.append(filter_objective(sub.record(x).output, filters, options["border"])[0])
     return x, np.array(history)
 
 
@@ -199,7 +200,7 @@ def _check_regularisers(border, jitter, octaves, blur, decay):
 
 def _check_filters(sub, layer, filters, probe, border):
     """Filter indices as an int array, each within the layer's channels; the map must outlast the border."""
-    out = sub.forward(probe)
+    out = sub.record(probe).output
     if out.ndim != 4:
         raise ValueError(f"layer {layer!r} outputs shape {out.shape}, not feature maps (N, K, h, w): "
                          "choose a convolutional layer")

@@ -1,13 +1,21 @@
 """The model container: a tree of named layers with forward, backward, capture and cutting.
 
 Layer names are torchvision's ``named_modules()`` names ("features.28", "layer4.2.conv3", "fc").
+
+    logits = model(x)                           # forward; this thread's tape is kept for the backward
+    dx = model.backward(grad_logits, rule)      # input gradient (or relevance) for that forward pass
+    tape = model.record(x, capture=["layer4"])  # the same with the tape in hand (what the methods use)
+    dx = model.backward(grad_logits, rule, tape)
+
+Every pass has its own tape (``minixai.tape``): one model can be used from many threads at once. Passes run
+through ``minixai.fusion`` (same numbers, fewer passes over memory) unless ``mx.unfused()`` says otherwise.
 """
-import contextlib
+import threading
 
-import numpy as np
-
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d,
-                     Sequential)
+from . import fusion, state
+from .layers import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from .rules import Gradient
+from .tape import Tape
 from .validate import check_images, check_layer_name
 
 
@@ -18,31 +26,13 @@ class Model:
     spec: the input spec (mean, std, size, class names), or None for a model cut inside a network.
     """
 
-    def __init__(self, root, spec=None, arch=""):
+    def __init__(self, root, spec=None, arch="", path=None):
         self.root, self.spec, self.arch = root, spec, arch
-        self._layers = {}
-        self._name_tree(root, "")
-        self._path = self._main_path()
+        self._layers = dict(_named_tree(root))
+        self._path = path if path is not None else _main_path(root)
+        self._last = threading.local()          # each thread's last tape, for backward() and captured()
 
     # ---- structure -------------------------------------------------------------------------------
-    def _name_tree(self, layer, prefix):
-        for local, child in layer.children().items():
-            name = f"{prefix}.{local}" if prefix else local
-            if not child.name:
-                child.name = name
-            self._layers[name] = child
-            self._name_tree(child, name)
-
-    def _main_path(self):
-        """Top-level children, with Sequential ones opened one level (features.0, features.1, ...)."""
-        path = []
-        for name, layer in self.root.children().items():
-            if isinstance(layer, Sequential):
-                path += [(f"{name}.{k}", child) for k, child in layer.children().items()]
-            else:
-                path.append((name, layer))
-        return path
-
     def layer_names(self):
         """Every named layer, in forward order (a container comes before its children)."""
         return list(self._layers)
@@ -80,125 +70,135 @@ class Model:
         return None
 
     # ---- forward / backward ----------------------------------------------------------------------
+    def record(self, x, capture=(), keep_inputs=False):
+        """One forward pass of x (N, C, H, W) on a new tape; `tape.output` holds the logits.
+        capture: names whose output (and, after backward, gradient) the tape keeps in tape.outputs/grads;
+        keep_inputs: keep what DeepLIFT and LRP need beyond the gradient."""
+        x = check_images(x, self.in_channels, ndim=self._input_ndim())
+        capture = [capture] if isinstance(capture, str) else list(capture or ())
+        for name in capture:
+            check_layer_name(name, self.layer_names())
+        tape = Tape(capture, keep_inputs)
+        tape.root = fusion.fuse(self.root) if fusion.enabled() else self.root
+        tape.output = tape.forward(tape.root, x)
+        self._last.tape = tape
+        return tape
+
     def __call__(self, x, capture=None):
         return self.forward(x, capture)
 
     def forward(self, x, capture=None):
         """Logits for x (N, C, H, W). `capture`: names whose output (and, after backward, gradient)
         are kept; read them with `captured(name)`."""
-        x = check_images(x, self.in_channels, ndim=self._input_ndim())
-        for layer in self._layers.values():
-            layer.capture = False
-        for name in capture or ():
-            self[name].capture = True
-        return self.root(x)
+        return self.record(x, capture).output
 
-    def backward(self, grad_out, rule=None):
-        """Input gradient for the output gradient `grad_out` (N, outputs); `rule` replaces the gradient
-        (a Rule or Composite from minixai.rules)."""
-        if rule is not None and hasattr(rule, "prepare"):
-            rule.prepare(self)
-        return self.root.backward(grad_out, rule)
+    def backward(self, grad_out, rule=None, tape=None):
+        """Input gradient for the output gradient `grad_out` (N, outputs) of the pass on `tape` (default:
+        this thread's last forward pass); `rule` (a Rule or Composite, default the plain Gradient)
+        replaces the gradient layer by layer."""
+        tape = tape if tape is not None else self._last_tape()
+        rule = (rule if rule is not None else Gradient()).prepare(self)
+        return tape.backward(tape.root, grad_out, rule)
 
-    @contextlib.contextmanager
-    def keeping_inputs(self):
-        """Layers keep the inputs that DeepLIFT and LRP need beyond the gradient (ReLU's pre-activation,
-        the two summands of a residual join) for the passes run inside this block."""
-        for layer in self._layers.values():
-            layer.keep_input = True
-        try:
-            yield self
-        finally:
-            for layer in self._layers.values():
-                layer.keep_input = False
+    def _last_tape(self):
+        tape = getattr(self._last, "tape", None)
+        if tape is None:
+            raise RuntimeError("no forward pass to go back through: call model(x) (in this thread) before "
+                               "model.backward(...), or pass the tape of model.record(x)")
+        return tape
 
     def captured(self, name):
-        """(output, gradient) recorded at layer `name` by the last forward(capture=...) and backward."""
-        layer = self[name]
-        if not layer.capture:
+        """(output, gradient) recorded at layer `name` by this thread's last forward(capture=...) and backward
+        (the gradient is None before the backward pass)."""
+        tape = self._last_tape()
+        if name not in tape.outputs:
             raise ValueError(f"layer {name!r} was not captured: call model(x, capture=[{name!r}]) first")
-        return layer.captured_output, getattr(layer, "captured_grad", None)
+        return tape.outputs[name], tape.grads.get(name)
 
     def activations(self, x, names):
         """{name: output of that layer} for one forward pass of x."""
         names = [names] if isinstance(names, str) else list(names)
-        self.forward(x, capture=names)
-        return {name: self[name].captured_output for name in names}
+        tape = self.record(x, capture=names)
+        return {name: tape.outputs[name] for name in names}
+
+    def parameter_gradients(self, tape=None):
+        """{key: gradient} of every trainable array, from the backward pass on `tape` in training mode."""
+        tape = tape if tape is not None else self._last_tape()
+        return {key: getattr(tape.contexts[layer], "d" + attr) for key, layer, attr in self.parameters()
+                if layer in tape.contexts and getattr(tape.contexts[layer], "d" + attr, None) is not None}
 
     # ---- cutting ---------------------------------------------------------------------------------
-    def _path_index(self, name, end):
-        """Index into the main path just after (end=False: start) or at the last step of `name`."""
-        check_layer_name(name, self.path_names())
-        hits = [i for i, (n, _) in enumerate(self._path) if n == name or n.startswith(name + ".")]
-        return hits[-1] + (0 if end else 1)
-
     def submodel(self, start=None, end=None):
-        """The part of the network that maps `start`'s output to `end`'s output (None: input / logits)."""
+        """The part of the network that maps `start`'s output to `end`'s output (None: input / logits).
+        start/end: names from path_names(); the sub-model shares this model's layers and weights."""
         first = 0 if start is None else self._path_index(start, end=False)
         last = len(self._path) - 1 if end is None else self._path_index(end, end=True)
         if first > last:
             raise ValueError(f"submodel: start {start!r} does not come before end {end!r}")
         steps = self._path[first:last + 1]
         root = Sequential(*[layer for _, layer in steps], names=[n for n, _ in steps])
-        sub = Model.__new__(Model)
-        sub.root, sub.arch = root, f"{self.arch}[{start or 'input'}:{end or 'logits'}]"
-        sub.spec = self.spec if start is None else None
-        sub._layers = {n: l for n, l in self._layers.items() if any(n == s or n.startswith(s + ".") for s, _ in steps)}
-        sub._path = steps
-        return sub
+        return Model(root, self.spec if start is None else None, f"{self.arch}[{start or 'input'}:{end or 'logits'}]",
+                     path=steps)
 
-    # ---- parameters ------------------------------------------------------------------------------
+    def _path_index(self, name, end):
+        """Index into the main path just after (end=False: start) or at the last step of `name`."""
+        check_layer_name(name, self.path_names())
+        hits = [i for i, (n, _) in enumerate(self._path) if n == name or n.startswith(name + ".")]
+        return hits[-1] + (0 if end else 1)
+
+    # ---- parameters (minixai.state) --------------------------------------------------------------
     def parameters(self):
         """[(key, layer, attribute)] of every trainable array, key as in a torchvision state dict."""
         return [(f"{name}.{attr}", layer, attr) for name, layer in self._layers.items()
                 for attr in layer.parameters() if getattr(layer, attr) is not None]
 
-    def _state_entries(self):
-        for key, layer, attr in self.parameters():
-            yield key, layer, attr
-        for name, layer in self._layers.items():
-            for attr in getattr(layer, "buffers", lambda: ())():
-                yield f"{name}.{attr}", layer, attr
-
     def state_dict(self):
-        return {key: getattr(layer, attr) for key, layer, attr in self._state_entries()}
+        return state.state_dict(self)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, weights, strict=True):
         """Copy arrays (torchvision names) into the layers, checking every key and shape."""
-        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-        entries = {key: (layer, attr) for key, layer, attr in self._state_entries()}
-        missing = sorted(set(entries) - set(state))
-        unexpected = sorted(set(state) - set(entries))
-        wrong = [f"{k}: expected {getattr(*entries[k]).shape}, got {tuple(np.shape(state[k]))}"
-                 for k in entries if k in state and tuple(np.shape(state[k])) != getattr(*entries[k]).shape]
-        problems = []
-        if missing and strict:
-            problems.append(f"missing keys: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
-        if unexpected and strict:
-            problems.append(f"unexpected keys: {', '.join(unexpected[:10])}" + (" ..." if len(unexpected) > 10 else ""))
-        if wrong:
-            problems.append("wrong shapes: " + "; ".join(wrong[:10]))
-        if problems:
-            raise ValueError(f"weights do not fit {self.arch or 'the model'}: " + " | ".join(problems))
-        for key, (layer, attr) in entries.items():
-            if key in state:
-                setattr(layer, attr, np.ascontiguousarray(state[key], dtype=getattr(layer, attr).dtype))
-        return self
+        return state.load_state_dict(self, weights, strict)
 
     def astype(self, dtype):
         """Cast every parameter and buffer (float64 for gradient checks)."""
-        for _, layer, attr in self._state_entries():
-            setattr(layer, attr, getattr(layer, attr).astype(dtype))
-        return self
+        return state.astype(self, dtype)
 
     def train(self, mode=True):
-        for layer in self._layers.values():
+        for layer in [self.root, *self._layers.values()]:
             layer.training = mode
-        self.root.training = mode
         return self
 
     def eval(self):
         return self.train(False)
 
+    def __getstate__(self):                      # copy.deepcopy and pickle: the tapes stay behind
+        return {k: v for k, v in vars(self).items() if k != "_last"}
+
+    def __setstate__(self, saved):
+        vars(self).update(saved)
+        self._last = threading.local()
+
     def __repr__(self):
         return f"Model({self.arch!r}, {len(self.parameters())} parameter arrays)\n{self.root!r}"
+
+
+def _named_tree(layer, prefix=""):
+    """(dotted name, layer) of every descendant, in forward order; each layer learns its name (once:
+    a sub-model's layers keep their full names)."""
+    for local, child in layer.children().items():
+        name = f"{prefix}.{local}" if prefix else local
+        if not child.name:
+            child.name = name
+        yield child.name, child
+        yield from _named_tree(child, child.name)
+
+
+def _main_path(root):
+    """Top-level children, with Sequential ones opened one level (features.0, features.1, ...)."""
+    path = []
+    for name, layer in root.children().items():
+        if isinstance(layer, Sequential):
+            path += [(f"{name}.{k}", child) for k, child in layer.children().items()]
+        else:
+            path.append((name, layer))
+    return path

@@ -1,8 +1,20 @@
 """Rules: how the backward pass crosses one layer.
 
-A rule's ``backward(layer, dout)`` replaces the layer's gradient. The plain gradient is the default;
-every other method in minixai is a different rule for a few layer types and the gradient everywhere else.
-Compare ``Gradient``, ``GuidedBackprop`` and ``DeconvNet``: they differ in one line, in ReLU's backward.
+A rule's ``backward(layer, ctx, dout)`` says what flows back through `layer`, given what the layer's
+forward kept in `ctx` (``minixai.tape``). ``Rule``, the base, answers with the layer's own chain rule,
+``layer.grad(ctx, dout)``; every method in minixai is a rule that answers differently for a few layer types.
+Compare ``Gradient``, ``GuidedBackprop`` and ``DeconvNet``: they differ in one line, ReLU's backward:
+
+    Gradient         layer.grad(ctx, dout)                   dout where the ReLU's input was > 0
+    GuidedBackprop   layer.grad(ctx, np.maximum(dout, 0))    ... and only the positive part of dout
+    DeconvNet        np.maximum(dout, 0)                     the positive part of dout, wherever it arrives
+
+That line is what runs. The methods run models through ``minixai.fusion``, whose kernels do the same ReLU
+step inside the convolution's backward for exactly these three rules (its table ``FUSED_RULES``). Edit one
+of the lines and fusion notices: it checks each rule against a small unfused pass before it trusts its
+kernel, and a rule replaced at run time, or not in its table, runs unfused anyway. To see everything run
+layer by layer, through the lines of this file, wrap the call in ``with mx.unfused(): ...`` (the
+``reference`` backend is always unfused).
 
 LRP rules (Bach 2015, Montavon 2019) for a linear layer z = W x + b all follow one skeleton:
 
@@ -17,52 +29,49 @@ the input under an LRP composite is the relevance map.
 """
 import numpy as np
 
-from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, plain_gate
+from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU
 
 
-class Gradient:
-    """The plain gradient: every layer's own chain rule."""
+class Rule:
+    """Base of all rules: every layer's own chain rule, unless a subclass says otherwise."""
 
-    def backward(self, layer, dout):
-        return layer.grad(dout)
-
-    def fused_gate(self, relu):
-        """How a fused ReLU (or None) -> [BatchNorm2d] -> Conv2d backward runs under this rule: (gate, clip)
-        for "drop dout's negative part if clip, keep it where gate > 0 (gate None: everywhere)", or None
-        when the rule is not the gradient on those layers (subclasses are never fused by inheritance)."""
-        return plain_gate(relu) if type(self) is Gradient else None
+    def backward(self, layer, ctx, dout):
+        return layer.grad(ctx, dout)
 
     def prepare(self, model):
-        """Called once per backward pass with the model (rules that need e.g. its input spec use it)."""
+        """The rule to use for one backward pass through `model`. Rules that need something of the model
+        (its input spec, its first layer) return a copy bound to it; the rule itself stays as it was."""
+        return self
 
     def __repr__(self):
         return f"{type(self).__name__}()"
 
 
-class GuidedBackprop(Gradient):
+class Gradient(Rule):
+    """The plain gradient (Simonyan 2014): ReLU passes dout where its input was positive."""
+
+    def backward(self, layer, ctx, dout):
+        if isinstance(layer, ReLU):
+            return layer.grad(ctx, dout)                  # d max(x, 0)/dx = [x > 0]
+        return layer.grad(ctx, dout)
+
+
+class GuidedBackprop(Rule):
     """Springenberg et al. 2015: ReLU passes only positive gradients, and only where its input was positive."""
 
-    def backward(self, layer, dout):
+    def backward(self, layer, ctx, dout):
         if isinstance(layer, ReLU):
-            return layer.grad(np.maximum(dout, 0))        # the gradient's mask x > 0, and dout > 0
-        return layer.grad(dout)
-
-    def fused_gate(self, relu):
-        if type(self) is not GuidedBackprop:
-            return None
-        return (relu.out, True) if relu is not None else (None, False)
+            return layer.grad(ctx, np.maximum(dout, 0))   # the gradient's mask x > 0, and dout > 0
+        return layer.grad(ctx, dout)
 
 
-class DeconvNet(Gradient):
+class DeconvNet(Rule):
     """Zeiler & Fergus 2014: ReLU passes the positive part of the signal, ignoring the forward mask."""
 
-    def backward(self, layer, dout):
+    def backward(self, layer, ctx, dout):
         if isinstance(layer, ReLU):
             return np.maximum(dout, 0)                    # no x > 0 mask: ReLU applied to the signal
-        return layer.grad(dout)
-
-    def fused_gate(self, relu):
-        return (None, relu is not None) if type(self) is DeconvNet else None
+        return layer.grad(ctx, dout)
 
 
 # ---- LRP ------------------------------------------------------------------------------------------------
@@ -82,18 +91,19 @@ def _neg(a):
 
 def _term(layer, x, w, b):
     """One modified forward pass z = layer(x, w, b); returns (z, backward) with backward(s) = W^T s."""
-    return layer.apply(x, w, b), lambda s: layer.apply_transposed(s, w)
+    return layer.apply(x, w, b), lambda s: layer.apply_transposed(s, w, x.shape)
 
 
-class LRPRule(Gradient):
-    """Base of the LRP rules for Conv2d/Linear: subclasses implement ``relevance(layer, R)``."""
+class LRPRule(Rule):
+    """Base of the LRP rules for Conv2d/Linear: subclasses implement ``relevance(layer, x, R)``, x being the
+    layer's input in this pass."""
     kinds = (Conv2d, Linear)
 
-    def backward(self, layer, R):
+    def backward(self, layer, ctx, R):
         if not isinstance(layer, self.kinds):
             raise TypeError(f"{type(self).__name__} applies to {', '.join(k.__name__ for k in self.kinds)}, "
                             f"not to {type(layer).__name__} (layer {layer.name!r})")
-        return self.relevance(layer, R)
+        return self.relevance(layer, ctx.x, R)
 
 
 class Epsilon(LRPRule):
@@ -102,12 +112,12 @@ class Epsilon(LRPRule):
     def __init__(self, epsilon=1e-6):
         self.epsilon = epsilon
 
-    def relevance(self, layer, R):
-        z, back = _term(layer, layer.x, layer.weight, layer.bias)
+    def relevance(self, layer, x, R):
+        z, back = _term(layer, x, layer.weight, layer.bias)
         denominator = stabilize(z, self.epsilon)
         # LRP-0 (epsilon=0) on an output with z = 0 (e.g. all its inputs are 0): it holds no relevance, s = 0
         s = np.divide(R, denominator, out=np.zeros_like(R), where=denominator != 0)
-        return layer.x * back(s)
+        return x * back(s)
 
 
 class ZPlus(LRPRule):
@@ -116,8 +126,8 @@ class ZPlus(LRPRule):
     def __init__(self, stabilizer=1e-6):
         self.stabilizer = stabilizer
 
-    def relevance(self, layer, R):
-        x, w, b = layer.x, layer.weight, layer.bias
+    def relevance(self, layer, x, R):
+        w, b = layer.weight, layer.bias
         z1, back1 = _term(layer, _pos(x), _pos(w), _pos(b))
         z2, back2 = _term(layer, _neg(x), _neg(w), None)
         s = R / stabilize(z1 + z2, self.stabilizer)
@@ -132,8 +142,8 @@ class AlphaBeta(LRPRule):
             raise ValueError(f"alpha-beta needs alpha, beta >= 0 and alpha - beta = 1, got {alpha}, {beta}")
         self.alpha, self.beta, self.stabilizer = alpha, beta, stabilizer
 
-    def relevance(self, layer, R):
-        x, w, b = layer.x, layer.weight, layer.bias
+    def relevance(self, layer, x, R):
+        w, b = layer.weight, layer.bias
         zp1, bp1 = _term(layer, _pos(x), _pos(w), _pos(b))      # positive contributions
         zp2, bp2 = _term(layer, _neg(x), _neg(w), None)
         zn1, bn1 = _term(layer, _pos(x), _neg(w), _neg(b))      # negative contributions
@@ -152,8 +162,8 @@ class Gamma(LRPRule):
     def __init__(self, gamma=0.25, stabilizer=1e-6):
         self.gamma, self.stabilizer = gamma, stabilizer
 
-    def relevance(self, layer, R):
-        x, w, b, g = layer.x, layer.weight, layer.bias, self.gamma
+    def relevance(self, layer, x, R):
+        w, b, g = layer.weight, layer.bias, self.gamma
         up_w, down_w = w + g * _pos(w), w + g * _neg(w)
         up_b, down_b = (b + g * _pos(b), b + g * _neg(b)) if b is not None else (None, None)
         z = layer.apply(x, w, b)
@@ -175,13 +185,16 @@ class ZBox(LRPRule):
         self.low, self.high, self.stabilizer = low, high, stabilizer
 
     def prepare(self, model):
-        if self.low is None or self.high is None:
-            if model.spec is None:
-                raise ValueError("ZBox needs low/high bounds: the model has no input spec to take them from")
-            self.low, self.high = model.spec.valid_range(np.float64)     # cast to each input's dtype below
+        if self.low is not None and self.high is not None:
+            return self
+        if model.spec is None:
+            raise ValueError("ZBox needs low/high bounds: the model has no input spec to take them from")
+        low, high = model.spec.valid_range(np.float64)                   # cast to each input's dtype below
+        return ZBox(low if self.low is None else self.low, high if self.high is None else self.high,
+                    self.stabilizer)
 
-    def relevance(self, layer, R):
-        x, w, b = layer.x, layer.weight, layer.bias
+    def relevance(self, layer, x, R):
+        w, b = layer.weight, layer.bias
         low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
         high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
         z1, back1 = _term(layer, x, w, b)
@@ -197,9 +210,9 @@ class WSquare(LRPRule):
     def __init__(self, stabilizer=1e-6):
         self.stabilizer = stabilizer
 
-    def relevance(self, layer, R):
+    def relevance(self, layer, x, R):
         w2, b2 = layer.weight ** 2, (layer.bias ** 2 if layer.bias is not None else None)
-        z, back = _term(layer, np.ones_like(layer.x), w2, b2)
+        z, back = _term(layer, np.ones_like(x), w2, b2)
         return back(R / stabilize(z, self.stabilizer))
 
 
@@ -209,39 +222,38 @@ class Flat(LRPRule):
     def __init__(self, stabilizer=1e-6):
         self.stabilizer = stabilizer
 
-    def relevance(self, layer, R):
-        z, back = _term(layer, np.ones_like(layer.x), np.ones_like(layer.weight), None)
+    def relevance(self, layer, x, R):
+        z, back = _term(layer, np.ones_like(x), np.ones_like(layer.weight), None)
         return back(R / stabilize(z, self.stabilizer))
 
 
-class Pass(Gradient):
+class Pass(Rule):
     """Relevance passes unchanged through element-wise layers (activations, folded batch norm)."""
 
-    def backward(self, layer, R):
+    def backward(self, layer, ctx, R):
         return R
 
 
-class Norm(Gradient):
+class Norm(Rule):
     """Proportional split for layers without weights: average pooling and the residual sum.
     R_i = x_i * d/dx_i [z . R / stabilize(z)], i.e. each input gets its share of the output it fed."""
 
     def __init__(self, stabilizer=1e-6):
         self.stabilizer = stabilizer
 
-    def backward(self, layer, R):
+    def backward(self, layer, ctx, R):
         if isinstance(layer, Add):
-            a, b = layer.inputs
-            s = R / stabilize(a + b, self.stabilizer)
-            return a * s, b * s
+            s = R / stabilize(ctx.a + ctx.b, self.stabilizer)
+            return ctx.a * s, ctx.b * s
         if isinstance(layer, (AvgPool2d, AdaptiveAvgPool2d)):
-            z = layer.forward(layer.x)
-            return layer.x * layer.grad(R / stabilize(z, self.stabilizer))
+            z = layer(ctx.x)
+            return ctx.x * layer.grad(ctx, R / stabilize(z, self.stabilizer))
         raise TypeError(f"Norm applies to Add and average pooling, not to {type(layer).__name__}")
 
 
 # ---- DeepLIFT ------------------------------------------------------------------------------------------
 
-class DeepLiftRescale(Gradient):
+class DeepLiftRescale(Rule):
     """DeepLIFT with the Rescale rule (Shrikumar et al. 2017).
 
     The model runs forward once on the batch [x; x'] (inputs and their baselines), so every layer holds
@@ -255,30 +267,29 @@ class DeepLiftRescale(Gradient):
     def __init__(self, eps=1e-10):
         self.eps = eps
 
-    def backward(self, layer, dout):
+    def backward(self, layer, ctx, dout):
         if isinstance(layer, ReLU):
-            return self._relu(layer, dout)
+            return self._relu(ctx, dout)
         if isinstance(layer, MaxPool2d):
-            return self._maxpool(layer, dout)
-        return layer.grad(dout)
+            return self._maxpool(layer, ctx, dout)
+        return layer.grad(ctx, dout)
 
     def _rescale(self, dx, gradient, delta_out_times_dout):
         safe = np.where(np.abs(dx) < self.eps, 1, dx)
         return np.where(np.abs(dx) < self.eps, gradient, delta_out_times_dout / safe)
 
-    def _relu(self, layer, dout):
-        x, x_ref = np.split(layer.x, 2)
+    def _relu(self, ctx, dout):
+        x, x_ref = np.split(ctx.x, 2)
         dy = np.maximum(x, 0) - np.maximum(x_ref, 0)
         return self._rescale(x - x_ref, dout * (x > 0), dout * dy)
 
-    def _maxpool(self, layer, dout):
-        from .backend import kernels
-        half_shape = (dout.shape[0], *layer.x_shape[1:])
-        x, x_ref = np.split(layer.x, 2)
-        arg, arg_ref = np.split(layer.argmax, 2)
+    def _maxpool(self, layer, ctx, dout):
+        half_shape = (dout.shape[0], *ctx.x_shape[1:])
+        x, x_ref = np.split(ctx.x, 2)
+        arg, arg_ref = np.split(ctx.argmax, 2)
         y, y_ref = _gather(x, arg), _gather(x_ref, arg_ref)
         top = np.maximum(y, y_ref)
-        unpool = kernels().maxpool2d_backward
+        unpool = layer.unpool
         spread = unpool(dout * (top - y_ref), arg, half_shape) + unpool(dout * (y - top), arg_ref, half_shape)
         return self._rescale(x - x_ref, unpool(dout, arg, half_shape), spread)
 

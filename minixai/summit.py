@@ -180,9 +180,6 @@ def cluster_channels(profiles, k, seed=0):
 
 # ------------------------------------------------------------------------------------------------ edges
 
-def _forward(sub, h):
-    # the cut model's input is an activation, not an image: run its layers without the image checks
-    return sub.root(h)
 
 
 def _cluster_seed(out, channels):
@@ -201,9 +198,9 @@ def _edge_sums(sub, a, targets, alphas, weights, points, literal, bar):
     for chunk in batches(len(alphas), max(1, points // B)):
         last = chunk.stop == len(alphas)
         al = alphas[chunk].astype(a.dtype).reshape(-1, *([1] * a.ndim))
-        out = _forward(sub, (al * a[None]).reshape(-1, *a.shape[1:]))        # (S*B, ...) path points
+        tape = sub.record((al * a[None]).reshape(-1, *a.shape[1:]))          # (S*B, ...) path points
         for v, channels in enumerate(targets):
-            g = sub.root.backward(_cluster_seed(out, channels)).reshape(len(al), *a.shape)
+            g = sub.backward(_cluster_seed(tape.output, channels), tape=tape).reshape(len(al), *a.shape)
             g = np.tensordot(weights[chunk].astype(a.dtype), g, axes=1)       # sum_k w_k grad at alpha_k
             contrib = g if literal else a * g
             sums[v] += contrib.reshape(B, a.shape[1], -1).sum(axis=(0, 2), dtype=np.float64)
@@ -254,7 +251,7 @@ def summit(model, images, layers, clusters=8, steps=16, method="gausslegendre", 
         for pair in pairs:
             a = acts[pair[0]]
             if pair not in at_zero:                                   # T(0): the baseline's pooled output
-                at_zero[pair] = channel_profiles(_forward(subs[pair], np.zeros_like(a[:1])))[:, 0]
+                at_zero[pair] = channel_profiles(subs[pair].record(np.zeros_like(a[:1])).output)[:, 0]
             sums[pair] = sums[pair] + _edge_sums(subs[pair], a, groups[pair[1]], alphas, weights, points,
                                                  literal, bar)
     bar.close()

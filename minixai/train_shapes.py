@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minixai.data import shapes
-from minixai.models.init import initialise
+from minixai.models.initialisation import initialise
 from minixai.models.shapes import shapes_cnn
 from minixai.training import Adam, train_step
 from minixai.weights import save_npz

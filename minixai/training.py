@@ -1,6 +1,7 @@
 """Training with this engine alone: cross-entropy, SGD with momentum, Adam.
 
-Gradients come from the layers' own backward in training mode (``layer.dweight``, ``layer.dbias``).
+Gradients come from the layers' own backward in training mode (``ctx.dweight``, ``ctx.dbias`` on the
+tape, gathered by ``model.parameter_gradients(tape)``).
 """
 import numpy as np
 
@@ -22,28 +23,35 @@ def cross_entropy(logits, labels):
     return float(loss), dlogits / n
 
 
-class _Optimizer:
-    def __init__(self, model, lr, weight_decay):
-        self.params = model.parameters()                          # [(key, layer, attribute)]
+class Optimizer:
+    """An update rule for named arrays. ``step(grads)`` updates a model's parameters from
+    {key: gradient} (``model.parameter_gradients(tape)``); ``apply(key, value, grad)`` updates any one array
+    (the counterfactual search optimises an image with the same Adam). Subclasses define ``update``."""
+
+    def __init__(self, model=None, lr=0.01, weight_decay=0.0):
+        self.params = model.parameters() if model is not None else []       # [(key, layer, attribute)]
         self.lr, self.weight_decay = lr, weight_decay
-        self.state = {key: {} for key, _, _ in self.params}
+        self.state = {}                                                      # key -> the rule's memory
 
-    def step(self):
+    def step(self, grads):
+        missing = [key for key, _, _ in self.params if key not in grads]
+        if missing:
+            raise RuntimeError(f"no gradient for {', '.join(missing[:3])}: run model.train(), a forward pass and "
+                               "model.backward(...), then step(model.parameter_gradients()) (train_step does all)")
         for key, layer, attr in self.params:
-            grad = getattr(layer, "d" + attr, None)
-            if grad is None:
-                raise RuntimeError(f"no gradient for {key}: call model.train(), then a forward pass and "
-                                   "model.backward(...) before optimizer.step() (train_step does all three)")
-            value = getattr(layer, attr)
-            if self.weight_decay:
-                grad = grad + self.weight_decay * value
-            setattr(layer, attr, (value - self.update(self.state[key], grad)).astype(value.dtype))
+            setattr(layer, attr, self.apply(key, getattr(layer, attr), grads[key]))
+
+    def apply(self, key, value, grad):
+        """value after one step along grad (weight decay added to the gradient, as PyTorch does)."""
+        if self.weight_decay:
+            grad = grad + self.weight_decay * value
+        return (value - self.update(self.state.setdefault(key, {}), grad)).astype(value.dtype)
 
 
-class SGD(_Optimizer):
+class SGD(Optimizer):
     """v <- momentum v + g;  w <- w - lr v  (PyTorch's form)."""
 
-    def __init__(self, model, lr=0.01, momentum=0.9, weight_decay=0.0):
+    def __init__(self, model=None, lr=0.01, momentum=0.9, weight_decay=0.0):
         super().__init__(model, lr, weight_decay)
         self.momentum = momentum
 
@@ -52,10 +60,11 @@ class SGD(_Optimizer):
         return self.lr * state["v"]
 
 
-class Adam(_Optimizer):
-    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w - lr m_hat / (sqrt(v_hat) + eps)  (Kingma & Ba 2015)."""
+class Adam(Optimizer):
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w - lr m_hat / (sqrt(v_hat) + eps)  (Kingma & Ba 2015),
+    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)."""
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(model, lr, weight_decay)
         self.betas, self.eps = betas, eps
 
@@ -71,7 +80,8 @@ class Adam(_Optimizer):
 def train_step(model, x, labels, optimizer):
     """One mini-batch: forward, cross-entropy, backward (parameter gradients), optimiser step. Returns the loss."""
     model.train()
-    loss, dlogits = cross_entropy(model(x), labels)
-    model.backward(dlogits)
-    optimizer.step()
+    tape = model.record(x)
+    loss, dlogits = cross_entropy(tape.output, labels)
+    model.backward(dlogits, tape=tape)
+    optimizer.step(model.parameter_gradients(tape))
     return loss

@@ -1,7 +1,7 @@
 """What every architecture builder shares: the ImageNet input spec and where the weights come from.
 
 ``weights=`` accepts
-    None                      seeded random initialisation (``minixai.models.init``);
+    None                      seeded random initialisation (``minixai.models.initialisation``);
     a dict                    {torchvision key: array}, e.g. ``model.state_dict()`` or a converted checkpoint;
     a path to ``.npz``        the converted format (``minixai.weights.load_npz``);
     a path to ``.pth``/``.pt`` a torchvision checkpoint, read without torch (``minixai.weights.load_pth``);
@@ -20,7 +20,7 @@ from minixai.validate import check_positive
 
 from minixai.weights import imagenet_classes as registry_classes
 
-from .init import initialise
+from .initialisation import initialise
 
 IMAGENET_CLASSES = 1000
 

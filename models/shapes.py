@@ -43,7 +43,7 @@ def shapes(weights=None, seed=0):
     from minixai.data.shapes import CLASS_NAMES, SPEC
 
     from .common import read_weights
-    from .init import initialise
+    from .initialisation import initialise
     model = shapes_cnn(len(CLASS_NAMES), SPEC)
     if weights is not None and str(weights) == str(SHAPES_WEIGHTS) and not SHAPES_WEIGHTS.is_file():
         raise FileNotFoundError(f"the shipped shapes weights are missing ({SHAPES_WEIGHTS}); "

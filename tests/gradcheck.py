@@ -5,7 +5,7 @@ For a scalar loss L = sum(f(a) * dout) the derivative along one element a_i is
     dL/da_i ~ (L(a + eps e_i) - L(a - eps e_i)) / (2 eps)        (error O(eps^2))
 
 which is compared with the analytic gradient a layer's backward returns (for its input) or stores as
-``d<attr>`` (for a parameter, in training mode).
+``ctx.d<attr>`` on the tape (for a parameter, in training mode).
 """
 import contextlib
 import importlib.util
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import minixai as mx
+from minixai.rules import Gradient
+from minixai.tape import Tape
 
 
 def numeric_gradient(f, a, dout, eps=1e-6):
@@ -38,16 +40,25 @@ def assert_gradients_close(analytic, numeric, name="gradient", rtol=1e-5, atol=1
                                err_msg=f"analytic {name} != finite differences")
 
 
+def run_layer(layer, *inputs, dout=None, rule=None):
+    """One forward pass of `layer` on a fresh tape and, with `dout`, the backward pass under `rule` (the plain
+    gradient by default). Returns (output, input gradient or None, tape)."""
+    tape = Tape()
+    out = tape.forward(layer, *inputs)
+    dx = None if dout is None else tape.backward(layer, dout, rule or Gradient())
+    return out, dx, tape
+
+
 def check_layer(layer, *inputs, params=(), seed=0):
     """Check `layer.backward` against finite differences of sum(layer(*inputs) * dout).
 
     inputs: float64 arrays (Add takes two). params: names of the layer's arrays whose gradient the
-    layer stores as `d<name>` in training mode (checked after the backward pass); dotted names reach
-    into children ("conv1.weight"). Returns the layer's output.
+    layer leaves on the tape as `ctx.d<name>` in training mode (checked after the backward pass); dotted
+    names reach into children ("conv1.weight"). Returns the layer's output.
     """
     out = layer(*inputs)
     dout = np.random.default_rng(seed).standard_normal(out.shape)
-    dx = layer.backward(dout)
+    _, dx, tape = run_layer(layer, *inputs, dout=dout)
     dx = dx if isinstance(dx, tuple) else (dx,)
     assert len(dx) == len(inputs)
     for k, (x, d) in enumerate(zip(inputs, dx)):
@@ -55,7 +66,7 @@ def check_layer(layer, *inputs, params=(), seed=0):
         assert_gradients_close(d, numeric_gradient(lambda: layer(*inputs), x, dout), f"d input {k}")
     for path in params:
         owner, attr = _resolve(layer, path)
-        analytic = getattr(owner, "d" + attr)
+        analytic = getattr(tape.contexts[owner], "d" + attr)
         assert analytic.shape == getattr(owner, attr).shape
         assert_gradients_close(analytic, numeric_gradient(lambda: layer(*inputs), getattr(owner, attr), dout),
                                f"d{path}")

@@ -236,10 +236,10 @@ def recording(rule_class):
         def __init__(self):
             self.seen = []
 
-        def backward(self, layer, dout):
-            out = super().backward(layer, dout)
+        def backward(self, layer, ctx, dout):
+            out = super().backward(layer, ctx, dout)
             if isinstance(layer, ReLU):
-                self.seen.append((layer.name, layer.mask.copy(), dout.copy(), out.copy()))
+                self.seen.append((layer.name, ctx.out > 0, dout.copy(), out.copy()))
             return out
     return Recording()
 

@@ -25,9 +25,9 @@ class Spy(Gradient):
     def __init__(self):
         self.names = []
 
-    def backward(self, layer, dout):
+    def backward(self, layer, ctx, dout):
         self.names.append(layer.name)
-        return layer.grad(dout)
+        return layer.grad(ctx, dout)
 
 
 def small_model(seed=0):
@@ -121,8 +121,7 @@ def _relevance_at_fc1(model, x):
 def _gradient_through_features(model, x, R):
     """The plain gradient of sum(features(x) * R) with respect to x, via the layers' own backward."""
     features = model.submodel(end="flatten")
-    features(x)
-    return features.backward(R)
+    return features.backward(R, tape=features.record(x))
 
 
 # ---- canonizer ---------------------------------------------------------------------------------------

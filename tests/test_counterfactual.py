@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 
 import minixai as mx  # noqa: E402
 from minixai import models  # noqa: E402
-from minixai.counterfactual import ImageAdam, compare_figure, distance_penalty, total_variation  # noqa: E402
+from minixai.counterfactual import compare_figure, distance_penalty, total_variation  # noqa: E402
+from minixai.training import Adam  # noqa: E402
 from minixai.data import shapes  # noqa: E402
 
 
@@ -109,7 +110,7 @@ def test_distance_gradients_match_finite_differences():
 
 def test_image_adam_first_step_is_lr_times_sign():
     x, g = np.zeros(4), np.array([2.0, -0.5, 1e-3, -7.0])
-    np.testing.assert_allclose(ImageAdam(lr=0.1).step(x, g), -0.1 * np.sign(g), rtol=1e-4)
+    np.testing.assert_allclose(Adam(lr=0.1).apply("image", x, g), -0.1 * np.sign(g), rtol=1e-4)
 
 
 def test_compare_figure_renders(model, batch, tmp_path):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from minixai.kernels import cpu, cpu_pointwise, cpu_winograd, reference, xp
-from minixai.kernels.shapes import pool_output_size
+from minixai.kernels.sizes import pool_output_size
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RTOL = {np.float64: 1e-5, np.float32: 1e-3}

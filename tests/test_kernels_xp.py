@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import minixai as mx
 from minixai.kernels import reference, xp
-from minixai.layers import BatchNorm2d, Conv2d, fold_batchnorm
+from minixai.canonizers import fold_batchnorm
+from minixai.layers import BatchNorm2d, Conv2d
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

@@ -12,9 +12,8 @@ from minixai.blocks import BasicBlock, Bottleneck
 from minixai.kernels import reference
 from minixai.layers import (Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
                             MaxPool2d, ReLU, Sequential)
-from minixai.rules import DeconvNet, GuidedBackprop
 
-from gradcheck import backend_params, check_layer, numeric_gradient, using
+from gradcheck import backend_params, check_layer, numeric_gradient, run_layer, using
 
 BACKENDS = backend_params()
 FEW = settings(max_examples=8, deadline=None)
@@ -59,20 +58,16 @@ def set_training(layer, mode):
 
 def check_with_parameters(layer, *inputs, seed=0):
     """Input gradient and, in training mode, every parameter gradient against finite differences;
-    in eval mode no parameter gradient is computed, nor an old one overwritten."""
+    in eval mode no parameter gradient is computed."""
     params = parameters(layer)
     set_training(layer, False)
-    layer.backward(np.ones_like(layer(*inputs)))
-    assert not [path for path, sub, attr in params if hasattr(sub, "d" + attr)], "eval mode computed gradients"
+    _, _, tape = run_layer(layer, *inputs, dout=np.ones_like(layer(*inputs)))
+    assert not [path for path, sub, attr in params if hasattr(tape.contexts[sub], "d" + attr)], \
+        "eval mode computed gradients"
 
     set_training(layer, True)
     check_layer(layer, *inputs, params=[path for path, _, _ in params], seed=seed)
-    trained = [getattr(sub, "d" + attr) for _, sub, attr in params]
-
     set_training(layer, False)
-    layer.backward(np.full_like(layer(*inputs), 2.0))
-    assert all(getattr(sub, "d" + attr) is g for (_, sub, attr), g in zip(params, trained)), \
-        "eval mode overwrote a parameter gradient"
 
 
 def draw_input(data, rng, max_n=2, max_c=3, hw=(1, 6)):
@@ -176,7 +171,7 @@ def test_dropout(backend, data, seed, p):
     with using(backend):
         # eval: the identity, forward and backward
         np.testing.assert_array_equal(dropout(x), x)
-        np.testing.assert_array_equal(dropout.backward(dout), dout)
+        np.testing.assert_array_equal(run_layer(dropout, x, dout=dout)[1], dout)
         # training: the gradient uses the very mask of the forward (re-seeded so every forward draws it again)
         dropout.training = True
 
@@ -184,8 +179,8 @@ def test_dropout(backend, data, seed, p):
             dropout.rng = np.random.default_rng(seed)
             return dropout(x)
 
-        out = forward()
-        dx = dropout.backward(dout)
+        dropout.rng = np.random.default_rng(seed)
+        out, dx, _ = run_layer(dropout, x, dout=dout)
         np.testing.assert_allclose(dx, numeric_gradient(forward, x, dout), rtol=1e-5, atol=1e-7)
     kept = out != 0
     np.testing.assert_allclose(out[kept], x[kept] / (1 - p))
@@ -308,65 +303,3 @@ def test_bottleneck(backend, stride, planes, expand, hw, seed):
     assert (block.downsample is None) == (stride == 1 and inplanes == planes * 4)
     with using(backend):
         check_with_parameters(block, rng.standard_normal((1, inplanes, *hw)), seed=seed)
-
-
-# ---- fused inference forward (conv -> batch norm -> ReLU in one kernel call) -----------------------------
-def _fusion_cases(rng):
-    seq = Sequential(Conv2d(3, 4, 3, padding=1), BatchNorm2d(4), ReLU(), Conv2d(4, 4, 1), ReLU(),
-                     Conv2d(4, 5, 3, stride=2), BatchNorm2d(5), MaxPool2d(2, ceil_mode=True))
-    return [(randomize(seq, rng), 3), (randomize(BasicBlock(4, 6, 2), rng), 4),
-            (randomize(Bottleneck(8, 2), rng), 8), (randomize(Bottleneck(4, 2, 2), rng), 4)]
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("rule", [None, GuidedBackprop(), DeconvNet()], ids=["gradient", "guided", "deconvnet"])
-def test_fused_forward_equals_layer_by_layer(backend, rule, monkeypatch):
-    """In inference a Conv2d and the BatchNorm2d/ReLU after it run as one kernel call, forward and (plain
-    gradient) backward; outputs, ReLU masks and input gradients are those of the layer-by-layer passes,
-    which capturing every layer forces."""
-    fused_calls = []
-    for method in ("forward_fused", "grad_fused"):
-        original = getattr(Conv2d, method)
-        monkeypatch.setattr(Conv2d, method, lambda self, *a, _f=original, _m=method: fused_calls.append(_m)
-                            or _f(self, *a))
-    rng = np.random.default_rng(0)
-    with using(backend):
-        for net, channels in _fusion_cases(rng):
-            x = rng.standard_normal((2, channels, 7, 6))
-            relus = [sub for _, sub in walk(net) if isinstance(sub, ReLU)]
-            fused_calls.clear()
-            fused = net(x)
-            fused_masks = [relu.mask.copy() for relu in relus]
-            dout = rng.standard_normal(fused.shape)
-            d_fused = net.backward(dout, rule)
-            assert {"forward_fused", "grad_fused"} <= set(fused_calls), "nothing was fused"
-
-            for _, sub in walk(net):
-                sub.capture = True               # every output is wanted: no layer may be skipped
-            fused_calls.clear()
-            plain = net(x)
-            d_plain = net.backward(dout, rule)
-            assert not fused_calls
-            for _, sub in walk(net):
-                sub.capture = False
-            np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(d_fused, d_plain, rtol=1e-12, atol=1e-12)
-            for relu, mask in zip(relus, fused_masks):
-                np.testing.assert_array_equal(mask, relu.mask)
-
-
-def test_fusion_keeps_what_is_asked_for():
-    """A captured batch norm still gets its own output; DeepLIFT's kept ReLU input is the BN output."""
-    rng = np.random.default_rng(1)
-    conv, bn, relu = Conv2d(3, 4, 3, padding=1), BatchNorm2d(4), ReLU()
-    net = randomize(Sequential(conv, bn, relu), rng)
-    x = rng.standard_normal((1, 3, 5, 5))
-    expected_bn = bn.forward(conv.forward(x))
-    bn.capture = True
-    out = net(x)
-    np.testing.assert_allclose(bn.captured_output, expected_bn, rtol=1e-12)
-    np.testing.assert_allclose(out, np.maximum(expected_bn, 0), rtol=1e-12)
-    bn.capture = False
-    relu.keep_input = True
-    net(x)
-    np.testing.assert_allclose(relu.x, expected_bn, rtol=1e-12)

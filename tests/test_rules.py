@@ -13,6 +13,14 @@ from hypothesis import strategies as st
 
 from minixai.layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear
 from minixai.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, WSquare, ZBox, ZPlus
+from minixai.tape import Tape
+
+
+def forward(layer, *inputs):
+    """(output, the layer's context) of one forward pass that keeps what LRP needs."""
+    tape = Tape(keep_inputs=True)
+    return tape.forward(layer, *inputs), tape.contexts[layer]
+
 
 RULES = settings(max_examples=8, deadline=None)
 
@@ -164,9 +172,9 @@ def test_rule_on_linear_matches_slow_form(kind, data, n_in, n_out, bias, seed):
     layer.weight = rng.standard_normal((n_out, n_in))
     layer.bias = rng.standard_normal(n_out) if bias else None
     x = random_x(rng, (2, n_in), rule)
-    layer.forward(x)
+    _, ctx = forward(layer, x)
     R = rng.standard_normal((2, n_out))
-    got = rule.backward(layer, R)
+    got = rule.backward(layer, ctx, R)
     b = layer.bias if bias else np.zeros(n_out)
     connected = np.ones((n_out, n_in))
     expected = np.stack([slow_rule(rule, x[n], layer.weight, b, R[n], connected) for n in range(2)])
@@ -215,7 +223,6 @@ def test_dense_conv_matches_the_layer_on_unit_vectors(conv, seed):
     M, _ = dense_conv(layer, weight, shape)
     I = int(np.prod(shape))
     units = np.eye(I).reshape(I, *shape)
-    layer.x = units
     np.testing.assert_allclose(layer.apply(units, weight).reshape(I, -1).T, M, atol=1e-14)
 
 
@@ -229,9 +236,9 @@ def test_rule_on_conv2d_matches_slow_form(kind, data, conv, seed):
     layer.weight = rng.standard_normal(layer.weight.shape)
     layer.bias = rng.standard_normal(layer.out_channels) if layer.bias is not None else None
     x = random_x(rng, (2, *shape), rule)
-    out = layer.forward(x)
+    out, ctx = forward(layer, x)
     R = rng.standard_normal(out.shape)
-    got = rule.backward(layer, R)
+    got = rule.backward(layer, ctx, R)
     W, (K, OH, OW) = dense_conv(layer, layer.weight, shape)
     connected, _ = dense_conv(layer, np.ones_like(layer.weight), shape)
     b = np.repeat(layer.bias if layer.bias is not None else np.zeros(K), OH * OW)
@@ -246,9 +253,8 @@ def test_norm_on_add_matches_slow_form(eps, seed):
     rng = np.random.default_rng(seed)
     a, b, R = (rng.standard_normal((2, 3, 4, 4)) for _ in range(3))
     layer = Add()
-    layer.keep_input = True
-    layer.forward(a, b)
-    Ra, Rb = Norm(eps).backward(layer, R)
+    _, ctx = forward(layer, a, b)
+    Ra, Rb = Norm(eps).backward(layer, ctx, R)
     expected_a, expected_b = np.zeros_like(a), np.zeros_like(b)
     for i in np.ndindex(a.shape):
         expected_a[i] = a[i] / stab(a[i] + b[i], eps) * R[i]
@@ -303,10 +309,10 @@ def test_norm_on_average_pooling_matches_slow_form(pool, eps, positive, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, *shape))
     x = np.abs(x) if positive else x
-    out = layer.forward(x)
+    out, ctx = forward(layer, x)
     np.testing.assert_allclose(out.reshape(2, -1), x.reshape(2, -1) @ M.T, atol=1e-14)   # the matrix is the pool
     R = rng.standard_normal(out.shape)
-    got = Norm(eps).backward(layer, R)
+    got = Norm(eps).backward(layer, ctx, R)
     zero_bias = np.zeros(M.shape[0])
     expected = np.stack([slow_epsilon(x[n].ravel(), M, zero_bias, R[n].ravel(), eps) for n in range(2)])
     np.testing.assert_allclose(got.reshape(2, -1), expected, rtol=1e-9, atol=1e-12)
@@ -317,11 +323,11 @@ def test_stabilizer_sign_of_zero_is_plus_and_gamma_passes_nothing_at_zero():
     Zennit), so R = (R_j / eps, -R_j / eps); gamma explains only outputs with z > 0 or z < 0."""
     layer = Linear(2, 1, bias=False)
     layer.weight = np.array([[1.0, -1.0]])
-    layer.forward(np.ones((1, 2)))
+    _, ctx = forward(layer, np.ones((1, 2)))
     R = np.array([[2.0]])
-    np.testing.assert_allclose(Epsilon(0.5).backward(layer, R), [[4.0, -4.0]])
-    np.testing.assert_array_equal(Gamma(0.25).backward(layer, R), [[0.0, 0.0]])
-    np.testing.assert_array_equal(Epsilon(0.0).backward(layer, np.zeros((1, 1))), [[0.0, 0.0]])   # 0/0 -> 0
+    np.testing.assert_allclose(Epsilon(0.5).backward(layer, ctx, R), [[4.0, -4.0]])
+    np.testing.assert_array_equal(Gamma(0.25).backward(layer, ctx, R), [[0.0, 0.0]])
+    np.testing.assert_array_equal(Epsilon(0.0).backward(layer, ctx, np.zeros((1, 1))), [[0.0, 0.0]])   # 0/0 -> 0
 
 
 def test_alpha_beta_refuses_alpha_minus_beta_not_one():

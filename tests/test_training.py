@@ -67,35 +67,33 @@ def test_cross_entropy_checks_its_labels():
 
 
 # ---- optimisers against a hand computation -----------------------------------------------------------
-def one_parameter_model(w, dw):
-    """A model whose only trainable array is a Linear weight w, with the gradient dw already stored."""
+def one_parameter_model(w):
+    """A model whose only trainable array is a Linear weight w (key "0.weight")."""
     model = Model(Sequential(Linear(2, 1, bias=False)))
     layer = model["0"]
-    layer.weight, layer.dweight = np.array(w, dtype=np.float64), np.array(dw, dtype=np.float64)
+    layer.weight = np.array(w, dtype=np.float64)
     return model, layer
 
 
 def test_sgd_momentum_and_weight_decay_by_hand():
-    model, layer = one_parameter_model([[1.0, -2.0]], [[0.5, 0.25]])
+    model, layer = one_parameter_model([[1.0, -2.0]])
     sgd = SGD(model, lr=0.1, momentum=0.9, weight_decay=0.01)
-    sgd.step()
+    sgd.step({"0.weight": np.array([[0.5, 0.25]])})
     # g = dw + 0.01 w = [0.51, 0.23];  v = g;  w = w - 0.1 v = [0.949, -2.023]
     np.testing.assert_allclose(layer.weight, [[0.949, -2.023]], rtol=1e-12)
-    layer.dweight = np.array([[0.0, 0.0]])
-    sgd.step()
+    sgd.step({"0.weight": np.array([[0.0, 0.0]])})
     # g = 0.01 w = [0.00949, -0.02023];  v = 0.9 [0.51, 0.23] + g = [0.46849, 0.18677];  w -= 0.1 v
     np.testing.assert_allclose(layer.weight, [[0.949 - 0.046849, -2.023 - 0.018677]], rtol=1e-12)
 
 
 def test_adam_first_steps_by_hand():
-    model, layer = one_parameter_model([[1.0, -2.0]], [[0.5, -4.0]])
+    model, layer = one_parameter_model([[1.0, -2.0]])
     adam = Adam(model, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
-    adam.step()
+    adam.step({"0.weight": np.array([[0.5, -4.0]])})
     # step 1: m_hat = g, v_hat = g^2, so w -= lr g / (|g| + eps) = lr sign(g) (up to eps)
     np.testing.assert_allclose(layer.weight, [[0.9, -1.9]], rtol=1e-7)
     w1 = layer.weight[0, 0]
-    layer.dweight = np.array([[1.0, 0.0]])
-    adam.step()
+    adam.step({"0.weight": np.array([[1.0, 0.0]])})
     # step 2, first element: m = 0.9 * 0.05 + 0.1 * 1 = 0.145, v = 0.999 * 0.00025 + 0.001 * 1 = 0.00124975
     m_hat, v_hat = 0.145 / (1 - 0.9**2), 0.00124975 / (1 - 0.999**2)
     np.testing.assert_allclose(layer.weight[0, 0], w1 - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8), rtol=1e-12)
@@ -104,7 +102,7 @@ def test_adam_first_steps_by_hand():
 def test_step_without_gradients_fails_clearly():
     model = tiny_net()
     with pytest.raises(RuntimeError, match="no gradient"):
-        SGD(model, lr=0.1).step()
+        SGD(model, lr=0.1).step(model.parameter_gradients(model.record(np.zeros((1, 1, 8, 8)))))
 
 
 # ---- training ------------------------------------------------------------------------------------------

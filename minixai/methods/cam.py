@@ -32,9 +32,9 @@ def layer_gradient(model, x, targets, layer):
     For a layer on the model's main path the network is cut there: the part below the layer runs forward
     only, the part above runs forward and backward on A (no gradient down to the input is needed)."""
     if layer not in model.path_names():
-        input_gradient(model, x, targets, capture=[layer])
-        return model.captured(layer)
-    A = model.submodel(end=layer)(x)
+        _, tape = input_gradient(model, x, targets, capture=[layer])
+        return tape.outputs[layer], tape.grads[layer]
+    A = model.submodel(end=layer).record(x).output
     head = model.submodel(start=layer)
     return A, input_gradient(head, A, targets)[0]
 

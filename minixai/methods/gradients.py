@@ -1,9 +1,8 @@
 """Saliency (Simonyan 2014), gradient x input, SmoothGrad and VarGrad (Smilkov 2017)."""
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..validate import check_positive
-from ._common import batches, input_gradient, prepare
+from ._common import input_gradient, prepare, sample_chunks
 
 
 def saliency(model, x, target):
@@ -29,11 +28,7 @@ def _noisy_gradients(model, x, target, n, sigma, seed, batch_size, progress):
     rng = np.random.default_rng(seed)
     N = x.shape[0]
     scale = (sigma * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3))))[:, None, None, None]
-    if batch_size is not None:
-        check_positive(batch_size, "batch_size")
-    per_pass = max(1, (batch_size or n * N) // N)
-    chunks = batches(n, per_pass)
-    for chunk in tqdm(chunks, desc="smoothgrad", disable=not progress or len(chunks) < 2):
+    for chunk in sample_chunks(n, N, batch_size, "smoothgrad", progress):
         k = chunk.stop - chunk.start
         noise = rng.standard_normal((k, *x.shape)).astype(x.dtype) * scale
         noisy = (x[None] + noise).reshape(k * N, *x.shape[1:])

@@ -6,11 +6,10 @@
 Completeness (eq. 5): sum_i A_i = F(x) - F(x') up to the quadrature error, returned as `delta`.
 """
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..baselines import make_baseline
 from ..validate import check_positive
-from ._common import batches, input_gradient, prepare
+from ._common import input_gradient, prepare, sample_chunks
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
@@ -41,13 +40,8 @@ def path_gradients(model, x, baseline, targets, steps, method, batch_size=None, 
     """sum_k w_k * grad F(x' + a_k (x - x')) for every image: the path-averaged gradient (shape of x).
     batch_size bounds how many path points go through the network at once (None: all steps)."""
     alphas, weights = quadrature(steps, method)
-    N = x.shape[0]
-    if batch_size is not None:
-        check_positive(batch_size, "batch_size")
-    per_pass = max(1, (batch_size or steps * N) // N)
     total = np.zeros_like(x)
-    chunks = batches(steps, per_pass)
-    for chunk in tqdm(chunks, desc="integrated gradients", disable=not progress or len(chunks) < 2):
+    for chunk in sample_chunks(steps, x.shape[0], batch_size, "integrated gradients", progress):
         a = alphas[chunk].astype(x.dtype)[:, None, None, None, None]
         points = (baseline[None] + a * (x - baseline)[None]).reshape(-1, *x.shape[1:])
         t = None if targets is None else np.tile(targets, len(a))
@@ -73,6 +67,6 @@ def integrated_gradients(model, x, target, baseline="black", steps=50, method="g
 def completeness_delta(model, x, reference, targets, attributions):
     """sum_i A_i - (F(x) - F(x')) per image: how far the attributions are from eq. 5."""
     def score(inputs):
-        logits = model.forward(inputs)
+        logits = model.record(inputs).output
         return logits.sum(axis=1) if targets is None else logits[np.arange(len(targets)), targets]
     return attributions.sum(axis=(1, 2, 3)) - (score(x) - score(reference))

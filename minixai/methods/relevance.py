@@ -15,9 +15,8 @@ def lrp(model, x, target, composite="epsilon_plus_flat"):
     x, targets = prepare(model, x, target)
     rules = composites.get(composite)
     net = merge_batchnorm(model)
-    with net.keeping_inputs():
-        logits = net.forward(x)
-    return net.backward(output_seed(logits, targets) * logits, rules)
+    tape = net.record(x, keep_inputs=True)
+    return net.backward(output_seed(tape.output, targets) * tape.output, rules, tape)
 
 
 def deeplift(model, x, target, baseline="black", return_delta=False):
@@ -27,10 +26,10 @@ def deeplift(model, x, target, baseline="black", return_delta=False):
     x, targets = prepare(model, x, target)
     reference = make_baseline(baseline, x, model.spec)
     n = x.shape[0]
-    with model.keeping_inputs():
-        logits = model.forward(np.concatenate([x, reference]))
+    tape = model.record(np.concatenate([x, reference]), keep_inputs=True)
+    logits = tape.output
     seed = output_seed(logits[:n], targets)
-    multipliers = model.backward(seed, DeepLiftRescale())         # the rule carries the first half only
+    multipliers = model.backward(seed, DeepLiftRescale(), tape)   # the rule carries the first half only
     attributions = (x - reference) * multipliers
     if not return_delta:
         return attributions

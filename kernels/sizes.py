@@ -1,5 +1,4 @@
-"""Helpers shared by all kernels: output sizes (the same formulas as torch's) and the gradient a fused
-ReLU / batch norm passes on to the convolution before it."""
+"""Output sizes of convolutions and pooling, the same formulas as torch's (shared by all kernels)."""
 
 
 def conv_output_size(size, kernel, stride, padding, dilation):
@@ -22,14 +21,3 @@ def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
         out -= 1
     return out
 
-
-def gated_gradient(dout, scale, gate, clip=False):
-    """dout * scale[k] where gate > 0, else 0 (scale: a batch norm's, gate: a ReLU's output; either None);
-    with `clip` dout's negative part is dropped first (the ReLU of guided backprop and DeconvNet)."""
-    if clip:
-        dout = dout * (dout > 0)
-    if scale is not None:
-        dout = dout * scale[:, None, None]
-    if gate is not None:
-        dout = dout * (gate > 0)
-    return dout
