@@ -15,7 +15,7 @@ import numpy as np
 
 import minixai as mx
 from minixai import models, viz
-from minixai.cli import DEMO_METHODS, explain
+from minixai.cli.common import DEMO_METHODS, explain
 from minixai.data import shapes
 from minixai.train_shapes import TEST_SEED
 

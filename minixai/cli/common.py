@@ -1,0 +1,83 @@
+"""What the subcommands share: loading a model and an image, choosing methods and the target class, the
+figure of maps, and the one error type that the command line prints as one line."""
+from pathlib import Path
+
+import numpy as np
+
+DEMO_METHODS = "saliency,gxi,smoothgrad,ig,guided,gradcam,lrp,deeplift"
+
+
+class CLIError(Exception):
+    """A user error: shown as one line, exit status 1."""
+
+
+def load_model(name, weights):
+    from minixai import models
+    return models.load(name, weights="pretrained" if weights is None else weights)
+
+
+def load_image(source, spec):
+    import minixai as mx
+    if source.startswith("shapes:"):
+        from minixai.data import shapes
+        from minixai.train_shapes import TEST_SEED
+        try:
+            index = int(source.split(":", 1)[1])
+        except ValueError:
+            raise CLIError(f"{source!r}: expected shapes:N with an integer N") from None
+        if not 0 <= index < 10000:
+            raise CLIError(f"{source!r}: N must be in [0, 10000)")
+        batch = shapes.generate(1, seed=TEST_SEED, start=index)
+        return batch.images, f"shapes:{index} ({batch.class_names[batch.labels[0]]})"
+    if not Path(source).is_file():
+        raise CLIError(f"image not found: {source}")
+    return mx.images.load(source, spec=spec), Path(source).name
+
+
+def methods(names):
+    import minixai as mx
+    chosen = [m.strip() for m in names.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in mx.METHODS]
+    if unknown or not chosen:
+        shown = ", ".join(repr(m) for m in unknown) or repr(names)
+        raise CLIError(f"unknown method {shown}; valid: {', '.join(mx.METHODS)}")
+    return chosen
+
+
+def target_class(label, spec, logits):
+    if label is None:
+        return int(logits[0].argmax())
+    try:
+        index = spec.class_index(int(label) if label.lstrip("-").isdigit() else label)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if not 0 <= index < logits.shape[1]:
+        raise CLIError(f"class {label} is out of range: the model has {logits.shape[1]} classes")
+    return index
+
+
+def top_k(logits, class_names, k=5):
+    """[(class index, name, probability)] of the k most likely classes of the first image."""
+    z = logits[0] - logits[0].max()
+    p = np.exp(z) / np.exp(z).sum()
+    order = np.argsort(-p)[:k]
+    return [(int(i), class_names[i] if i < len(class_names) else str(i), float(p[i])) for i in order]
+
+
+def explain(model, x, methods, target, seed=0, progress=True):
+    """{method name: map for the first image} for the target class."""
+    import minixai as mx
+    options = {"smoothgrad": {"seed": seed, "progress": progress}, "ig": {"progress": progress}}
+    return {name: mx.METHODS[name](model, x, target, **options.get(name, {})) for name in methods}
+
+
+def figure(x, maps, spec, title, path):
+    from minixai import viz
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viz.save(viz.panel(x, {k: v[0:1] for k, v in maps.items()}, spec=spec, title=title), path)
+    return path
+
+
+def model_options(p):
+    p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
+    p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
