@@ -78,6 +78,7 @@ class Model:
         capture = [capture] if isinstance(capture, str) else list(capture or ())
         for name in capture:
             check_layer_name(name, self.layer_names())
+        self._last.tape = None        # this thread's previous pass lets go of its arrays before this one runs
         tape = Tape(capture, keep_inputs)
         tape.root = fusion.fuse(self.root) if fusion.enabled() else self.root
         tape.output = tape.forward(tape.root, x)
