@@ -30,7 +30,8 @@ class Layer:
 
     def __call__(self, *inputs):
         """The output for `inputs`, on a throwaway tape (nothing is kept for a backward pass)."""
-        return self.forward(Context(Tape()), *inputs)
+        tape = Tape()                      # held here: a context refers to its tape weakly
+        return self.forward(Context(tape), *inputs)
 
     def backward(self, ctx, dout, rule):
         """Gradient (or, under `rule`, relevance) with respect to this layer's input."""

@@ -13,13 +13,19 @@ Containers (Sequential, the residual blocks) run their children with ``ctx.forwa
 ``ctx.backward(child, dout, rule)``, which record on the same tape. The tape also holds the outputs and
 gradients of captured layers (Grad-CAM, SUMMIT and filter visualisation read them).
 """
+import weakref
 
 
 class Context:
     """One layer's memory of one forward call: the attributes its forward sets (x, out, argmax, ...)."""
 
     def __init__(self, tape):
-        self.tape = tape
+        self._tape = weakref.ref(tape)     # not a strong reference: the tape holds its contexts, and a cycle
+                                           # would keep a finished pass's arrays alive until the next GC run
+
+    @property
+    def tape(self):
+        return self._tape()
 
     @property
     def keep_inputs(self):
