@@ -10,6 +10,9 @@ kernels can do each direction in one. `fuse` rewrites a model's layer tree into 
                                          transposed convolution reads dout, for the rules of FUSED_RULES
     AddReLU(add, relu)         forward:  max(a + b, 0) in one pass (a residual join and its ReLU)
 
+Containers are fused inside: a Sequential's chain, a residual block's main path and shortcut, each branch of
+a Concat (Inception's blocks, whose BasicConv2d conv -> bn -> relu become ConvUnits).
+
 Units share the layer objects and their weights; they leave on the tape what each layer's own backward
 needs, so any rule can still go back through them layer by layer. Model.record fuses every pass.
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from .backend import get_backend, kernels
 from .blocks import _Residual
+from .concat import Concat
 from .layers import BatchNorm2d, Conv2d, Layer, ReLU, Sequential
 from .rules import DeconvNet, Gradient, GuidedBackprop
 from .tape import Tape
@@ -212,6 +216,10 @@ def fuse(layer):
         return fused
     if isinstance(layer, _Residual):
         return FusedResidual(layer)
+    if isinstance(layer, Concat):                         # Inception's branches, each a chain of its own
+        fused = Concat(*[fuse_chain(branch) for branch in layer.branches])
+        fused.name = layer.name
+        return fused
     return layer
 
 

@@ -1,4 +1,4 @@
-"""Architectures with torchvision's layer names: VGG-11/16, AlexNet, ResNet-18/34/50.
+"""Architectures with torchvision's layer names: VGG-11/16, AlexNet, ResNet-18/34/50, Inception v3.
 
     model = models.resnet50(weights=None, seed=0)     # seeded random init
     model = models.vgg16(weights="imagenet")          # converted torchvision weights from the local cache
@@ -8,6 +8,7 @@
 from .alexnet import alexnet
 from .common import imagenet_classes, imagenet_spec
 from .convert import from_torchvision
+from .inception import inception_v3
 from .resnet import resnet18, resnet34, resnet50
 from .shapes import SHAPES_WEIGHTS, shapes
 from .vgg import vgg11, vgg16
@@ -21,6 +22,7 @@ ARCHITECTURES = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "inception_v3": inception_v3,
     "shapes": shapes,
 }
 # what load(name) uses for weights="pretrained"
@@ -42,5 +44,5 @@ def load(name, weights="pretrained", seed=0):
     return ARCHITECTURES[name](weights=weights, seed=seed)
 
 
-__all__ = ["shapes", "vgg11", "vgg16", "alexnet", "resnet18", "resnet34", "resnet50", "from_torchvision", "load",
-           "ARCHITECTURES", "PRETRAINED", "imagenet_classes", "imagenet_spec"]
+__all__ = ["shapes", "vgg11", "vgg16", "alexnet", "resnet18", "resnet34", "resnet50", "inception_v3",
+           "from_torchvision", "load", "ARCHITECTURES", "PRETRAINED", "imagenet_classes", "imagenet_spec"]

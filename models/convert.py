@@ -3,17 +3,18 @@
     net = torchvision.models.resnet50(weights="IMAGENET1K_V2").eval()
     model = models.from_torchvision(net)            # same logits as net(x) for x in eval mode
 
-The architecture is recognised by class (VGG, AlexNet, ResNet) and depth, then every torchvision module is
-compared with the minixai layer of the same name (type, channels, kernel, stride, padding, dilation, ...),
-so a ResNeXt, a dilated ResNet or a VGG with batch norm is refused instead of converted wrongly.
+The architecture is recognised by class (VGG, AlexNet, ResNet, Inception3) and depth, then every torchvision
+module is compared with the minixai layer of the same name (type, channels, kernel, stride, padding, dilation,
+...), so a ResNeXt, a dilated ResNet or a VGG with batch norm is refused instead of converted wrongly.
 """
 import functools
 
 from .alexnet import alexnet
+from .inception import inception_v3
 from .resnet import DEPTHS, resnet
 from .vgg import CONFIGS, vgg
 
-SUPPORTED = ("alexnet", *CONFIGS, *DEPTHS)
+SUPPORTED = ("alexnet", *CONFIGS, *DEPTHS, "inception_v3")
 
 
 def _import_torchvision():
@@ -26,11 +27,13 @@ def _import_torchvision():
 
 
 def detect_architecture(module):
-    """The minixai name of a torchvision VGG / AlexNet / ResNet ("vgg16", "resnet50", ...)."""
+    """The minixai name of a torchvision VGG / AlexNet / ResNet / Inception3 ("vgg16", "resnet50", ...)."""
     torch, tvm = _import_torchvision()
     arch, found = None, type(module).__name__
     if isinstance(module, tvm.AlexNet):
         arch = "alexnet"
+    elif isinstance(module, tvm.Inception3):
+        arch = "inception_v3"
     elif isinstance(module, tvm.VGG):
         convs = sum(isinstance(m, torch.nn.Conv2d) for m in module.features)
         batchnorm = any(isinstance(m, torch.nn.BatchNorm2d) for m in module.features)
@@ -98,7 +101,7 @@ def state_dict_to_numpy(module):
 
 
 def from_torchvision(module):
-    """A minixai model computing what `module` (a torchvision VGG/AlexNet/ResNet) computes in eval mode.
+    """A minixai model computing what `module` (a torchvision VGG/AlexNet/ResNet/Inception3) computes in eval mode.
 
     The weights are copied (float32); the module is not modified. The head size follows the module's last
     Linear; with 1000 outputs the spec carries the ImageNet class names.
@@ -111,6 +114,9 @@ def from_torchvision(module):
     num_classes = last_linear.out_features
     if arch == "alexnet":
         builder = alexnet
+    elif arch == "inception_v3":            # its options, as the module has them
+        builder = functools.partial(inception_v3, transform_input=module.transform_input,
+                                    aux_logits=module.AuxLogits is not None, dropout=module.dropout.p)
     elif arch in CONFIGS:
         builder = functools.partial(vgg, arch)
     else:

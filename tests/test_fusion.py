@@ -15,8 +15,9 @@ from minixai import fusion, models
 from minixai.layers import BatchNorm2d, Conv2d, ReLU, Sequential
 from minixai.rules import GuidedBackprop
 
-ARCHS = ["shapes", "vgg11", "vgg16", "alexnet", "resnet18", "resnet34", "resnet50"]
-SIZE = {"shapes": 64, "vgg11": 32, "vgg16": 32, "alexnet": 64, "resnet18": 64, "resnet34": 64, "resnet50": 64}
+ARCHS = ["shapes", "vgg11", "vgg16", "alexnet", "resnet18", "resnet34", "resnet50", "inception_v3"]
+SIZE = {"shapes": 64, "vgg11": 32, "vgg16": 32, "alexnet": 64, "resnet18": 64, "resnet34": 64, "resnet50": 64,
+        "inception_v3": 75}
 COMPOSITES = ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon"]
 METHODS = {
     "gradient": mx.saliency,

@@ -93,6 +93,11 @@ _KNOWN = {c.name: c for c in [
                  "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"),
     _torchvision("resnet34", "resnet34-b627a593.pth", 21_797_672),
     _torchvision("resnet50", "resnet50-0676ba61.pth", 25_557_032),
+    # Inception v3 (IMAGENET1K_V1, ported from TensorFlow): 299 px crops of images resized to 342; the count
+    # includes the auxiliary head (AuxLogits.*), which the checkpoint holds
+    Checkpoint(name="inception_v3", arch="inception_v3",
+               url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+               num_params=27_161_264, class_names=imagenet_classes(), input_size=299, resize_size=342),
 ]}
 
 
