@@ -13,7 +13,7 @@ import pytest
 
 from minixai import weights as W
 from minixai.weights import registry
-from weights_helpers import EXPECTED, FIXTURES, Touch
+from weights_helpers import EXPECTED, FIXTURES, ODD_KINDS, Touch, odd_path, within
 
 MODEL_KEYS = ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
               "1.num_batches_tracked", "4.weight", "4.bias"]
@@ -73,6 +73,63 @@ def test_npz_without_meta_and_broken_npz(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "plain.npz").read_bytes()[:100])
     with pytest.raises(ValueError, match="cut.npz"):
         W.load_npz(tmp_path / "cut.npz")
+
+
+def test_npz_reads_what_numpy_writes(tmp_path):
+    """The reader parses .npy headers itself: every layout numpy writes comes back exactly."""
+    arrays = {"half": np.arange(6, dtype=np.float16).reshape(2, 3), "double": np.linspace(-1, 1, 5),
+              "fortran": np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+              "big_endian": np.arange(4, dtype=">f4"), "uint16": np.arange(3, dtype=np.uint16),
+              "flags": np.array([True, False]), "scalar": np.float32(2.5), "empty": np.zeros((0, 3), np.float32)}
+    for save in (np.savez, np.savez_compressed):
+        path = tmp_path / f"{save.__name__}.npz"
+        save(path, **arrays)
+        state, meta = W.load_npz(path)
+        assert meta == {} and list(state) == list(arrays)
+        for key, want in arrays.items():
+            assert state[key].dtype == np.asarray(want).dtype.newbyteorder("="), key
+            np.testing.assert_array_equal(state[key], want, err_msg=key)
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.array([1 + 2j, 3j], np.complex64), "'fc.weight' has dtype complex64; weights must be real"),
+    (np.array([0.5, np.nan, np.inf, np.nan], np.float32), r"'fc.weight' \(4,\) holds 2 NaN and 1 infinite"),
+    (np.array(["a"]), "dtype <U1"),
+])
+def test_npz_refuses_complex_and_non_finite_weights_naming_the_entry(tmp_path, value, message):
+    np.savez(tmp_path / "w.npz", **{"fc.weight": value, "fc.bias": np.zeros(2, np.float32)})
+    with pytest.raises(W.WeightsFileError, match=message) as caught:
+        W.load_npz(tmp_path / "w.npz")
+    assert str(tmp_path / "w.npz") in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ODD_KINDS)
+@pytest.mark.parametrize("read", [W.load_pth, W.load_npz, W.load, W.info, W.read_meta, W.sha256sum],
+                         ids=lambda f: f.__name__)
+def test_only_regular_files_are_opened(tmp_path, kind, read):
+    path = odd_path(kind, tmp_path, ".npz")
+    with within(10), pytest.raises(W.WeightsFileError, match=ODD_KINDS[kind]) as caught:
+        read(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_symlink_to_a_regular_file_is_fine(tmp_path):
+    link = tmp_path / "link.pth"
+    link.symlink_to(FIXTURES / "tiny_zip.pth")
+    np.testing.assert_array_equal(W.load_pth(link)["0.weight"], EXPECTED["0.weight"])
+
+
+def test_convert_checks_keys_and_shapes_before_writing(tmp_path):
+    src, out = FIXTURES / "tiny_zip.pth", tmp_path / "x.npz"
+    shapes = {k: v.shape for k, v in EXPECTED.items()}
+    wrong = {**shapes, "0.weight": (8, 3, 3, 3), "head.weight": (5, 4)}
+    del wrong["4.bias"]
+    with pytest.raises(W.WeightsFileError, match=r"does not fit tinynet: missing keys: head.weight; "
+                                                 r"unexpected keys: 4.bias; wrong shapes: 0.weight: tinynet "
+                                                 r"needs \(8, 3, 3, 3\), the file has \(4, 3, 3, 3\)"):
+        W.convert(src, out, "tinynet", expected_shapes=wrong)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert W.convert(src, out, "tinynet", expected_shapes=shapes) == out and out.exists()
 
 
 # ---------------------------------------------------------------- registry, cache and fetch

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from fixtures import craft_pth as craft
 from minixai import weights as W
 from minixai.weights.pth import tensor_array
-from minixai.weights.unpickler import STORAGE_TYPES, StorageRef, TensorRef
+from minixai.weights.standins import STORAGE_TYPES, StorageRef, TensorRef
 from weights_helpers import EXPECTED, FIXTURES, Touch
 
 
@@ -249,3 +249,72 @@ def test_random_views_match_torch(tmp_path):
         for key, tensor in state.items():
             assert got[key].dtype == tensor.numpy().dtype
             np.testing.assert_array_equal(got[key], tensor.numpy(), err_msg=key)
+
+
+# ---------------------------------------------------------------- what torch 2.x writes beyond plain tensors
+
+@pytest.mark.torch
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_module_state_dict_with_its_metadata_build_loads(tmp_path, legacy):
+    """nn.Module.state_dict() carries `_metadata`, which torch.save writes with the one genuine BUILD."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(2, 2))
+    state = net.state_dict()
+    assert hasattr(state, "_metadata")
+    path = tmp_path / "module.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+    got = W.load_pth(path)
+    assert list(got) == list(state)
+    for key, tensor in state.items():
+        assert got[key].tobytes() == tensor.numpy().tobytes(), key
+
+
+@pytest.mark.torch
+def test_a_training_checkpoint_with_device_and_dtype_objects_is_unwrapped(tmp_path):
+    torch = pytest.importorskip("torch")
+    weights = {"w": torch.arange(6.0).reshape(2, 3)}
+    torch.save({"state_dict": weights, "device": torch.device("cuda", 1), "dtype": torch.float16, "epoch": 3,
+                "sizes": torch.Size([2, 3])}, tmp_path / "train.pth")
+    np.testing.assert_array_equal(W.load_pth(tmp_path / "train.pth")["w"], weights["w"].numpy())
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+def test_unsigned_dtypes_written_with_rebuild_tensor_v3(tmp_path, dtype):
+    """torch 2.x saves uint16/32/64 as an UntypedStorage plus a dtype: read as those bytes, exactly."""
+    torch = pytest.importorskip("torch")
+    base = (torch.arange(24) * 2654435761 % 60000).to(getattr(torch, dtype)).reshape(4, 6)
+    state = {"full": base, "strided": base[1:, ::2], "scalar": base[2, 3]}
+    torch.save(state, tmp_path / "u.pth")
+    got = W.load_pth(tmp_path / "u.pth")
+    for key, tensor in state.items():
+        want = tensor.numpy()
+        assert got[key].dtype == want.dtype and np.array_equal(got[key], want), key
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", "float8_e4m3fn", "float8_e5m2"])
+def test_dtypes_minixai_does_not_read_are_named(tmp_path, dtype):
+    torch = pytest.importorskip("torch")
+    state = {"fc.bias": torch.zeros(2), "fc.weight": torch.ones(2, 3).to(getattr(torch, dtype))}
+    torch.save(state, tmp_path / "odd.pth")
+    with pytest.raises(W.WeightsFileError, match=rf"entry 'fc.weight' has dtype torch.{dtype}; minixai reads real"):
+        W.load_pth(tmp_path / "odd.pth")
+
+
+@pytest.mark.torch
+def test_nan_weights_are_refused_naming_file_and_key(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"fc.weight": torch.tensor([1.0, float("nan")]), "fc.bias": torch.zeros(1)}, tmp_path / "nan.pth")
+    with pytest.raises(W.WeightsFileError, match=r"nan.pth: entry 'fc.weight' \(2,\) holds 1 NaN"):
+        W.load_pth(tmp_path / "nan.pth")
+
+
+def test_the_stand_ins_cannot_be_changed():
+    """Defence in depth behind the BUILD refusal: the storage and dtype tokens are read-only."""
+    floats = STORAGE_TYPES["FloatStorage"]
+    with pytest.raises(AttributeError):
+        floats.name = "BFloat16Storage"
+    with pytest.raises(AttributeError):
+        floats.dtype = np.dtype("<u2")
+    assert not hasattr(floats, "__dict__") and floats.name == "FloatStorage"

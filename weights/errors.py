@@ -7,7 +7,14 @@ Each is a subclass of a built-in error, so code that only expects a
 import pickle
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+class WeightsFileError(ValueError):
+    """A weights file that cannot be read: corrupt, truncated, too large for
+    what it holds, not a regular file, or not a state dict of real, finite
+    arrays. The message starts with the file's path and names the entry.
+    """
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError, WeightsFileError):
     """A checkpoint's pickle asks for something other than tensors and storages.
 
     Raised before the requested global is imported or called: the file is

@@ -14,20 +14,31 @@ int64 so that the key set equals torchvision's `state_dict()` keys; models
 ignore them at inference. Bool arrays stay bool; other dtypes (complex,
 strings) are refused.
 
-Files are always read with `allow_pickle=False`: an object array inside a
-`.npz` is refused with a ValueError, never unpickled.
+Reading never calls `np.load`: each member's `.npy` header is parsed first
+(`np.lib.format`, which evaluates it as a literal, never as code) and checked
+before any array memory is allocated: the dtype must be real numeric or bool
+(object arrays are refused, never unpickled; complex is refused), and the
+bytes the header's shape needs must be exactly the bytes the member holds,
+so a 252-byte file declaring shape (10**12,) is refused at once. Members
+are read within the zip limits of `limits.py` (declared sizes, compression
+ratio), and the arrays are checked for finite values (`checks.py`).
 """
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .checks import check_arrays
+from .errors import WeightsFileError
+from .limits import ZipArchive, check_shape, open_regular, read_exact, short
+
 META_KEY = "__meta__"
 FORMAT = "minixai-weights/1"
-NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError)
+HEADER_LIMIT = 10_000   # bytes of an .npy header (numpy's own default limit)
 
 
 def save_npz(path, state_dict, meta):
@@ -75,57 +86,110 @@ def load_npz(path):
     """Read a weights `.npz`; returns (state_dict, meta).
 
     `meta` is {} for a plain `.npz` of arrays without a `__meta__` entry.
-    Raises ValueError (naming the file) for anything that is not a readable
-    `.npz` of numeric arrays: object arrays, corrupt or truncated files.
+    Raises WeightsFileError (a ValueError naming the file and the entry) for
+    anything that is not a regular file holding a readable `.npz` of real,
+    finite numeric arrays: object or complex arrays, members that are not
+    `.npy` data, headers that promise more bytes than are there, corrupt,
+    truncated or bomb-like archives.
     """
     path = Path(path)
-    state_dict, meta_bytes = {}, None
+    state_dict, meta_array = {}, None
+    with _open_npz(path) as archive:
+        for member in archive.names():
+            name = _entry_name(member, path)
+            array = read_npy(archive, member, path)
+            if name == META_KEY:
+                meta_array = array
+            else:
+                state_dict[name] = array
+    return check_arrays(state_dict, path), _parse_meta(meta_array, path)
+
+
+class _open_npz:
+    """A ZipArchive of a regular file that is an .npz (not a single .npy); a context manager."""
+
+    def __init__(self, path):
+        self.file = open_regular(path)
+        try:
+            if self.file.read(6) == b"\x93NUMPY":
+                raise WeightsFileError(f"{path}: a single .npy array, not an .npz archive")
+            self.file.seek(0)
+            self.archive = ZipArchive(self.file, path)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def __enter__(self):
+        return self.archive
+
+    def __exit__(self, *exc):
+        self.archive.__exit__(*exc)
+        self.file.close()
+        return False
+
+
+def _entry_name(member, path):
+    if not member.endswith(".npy"):
+        raise WeightsFileError(f"{path}: member {short(member)} is not .npy data (an .npz holds only .npy members)")
+    return member[: -len(".npy")]
+
+
+def read_npy(archive, member, path):
+    """Read one `.npy` member: header checked, then exactly the bytes it declares."""
+    what = f"entry {short(member[:-4])}"
+    size = archive.size(member)
+    with archive.open(member, what=what) as stream:
+        shape, fortran, dtype, start = _npy_header(stream, path, what)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if start + nbytes != size:
+            raise WeightsFileError(f"{path}: {what} declares shape {shape} of {dtype} ({nbytes} bytes), "
+                                   f"but the member holds {size - start} bytes of data")
+        raw = read_exact(stream, nbytes, path, what)
+    array = raw.view(dtype).reshape(shape, order="F" if fortran else "C")
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _npy_header(stream, path, what):
+    """(shape, fortran_order, dtype, bytes read) of an .npy header, with the dtype checked."""
     try:
-        with _open_npz(path) as npz:
-            for name in npz.files:
-                if name == META_KEY:
-                    meta_bytes = npz[name]
-                else:
-                    state_dict[name] = _numeric(name, npz[name])
-    except NPZ_ERRORS as err:
-        raise ValueError(f"{path}: not a readable weights .npz ({err})") from None
-    return state_dict, _parse_meta(meta_bytes, path)
-
-
-def _open_npz(path):
-    # allow_pickle=False: object arrays raise ValueError instead of unpickling
-    npz = np.load(path, allow_pickle=False)
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError("a single .npy array, not an .npz archive")
-    return npz
-
-
-def _numeric(name, array):
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise ValueError(f"entry {name!r} has non-numeric dtype {array.dtype}")
-    return array
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=HEADER_LIMIT)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=HEADER_LIMIT)
+        else:
+            raise ValueError(f".npy format version {version} is not supported (1.0 and 2.0 are)")
+    except WeightsFileError:
+        raise
+    except Exception as err:   # a header is a bounded, untrusted literal: any failure means "not .npy"
+        raise WeightsFileError(f"{path}: {what} is not .npy data ({type(err).__name__}: {short(str(err))})") from None
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
+        raise WeightsFileError(f"{path}: {what} has dtype {dtype}; weights must be real numbers "
+                               "(float, int or bool; object arrays are never unpickled)")
+    if any(n < 0 for n in shape):
+        raise WeightsFileError(f"{path}: {what} declares the negative shape {short(tuple(shape))}")
+    check_shape(shape, dtype.itemsize, f"{path}: {what}")
+    return tuple(shape), fortran, dtype, stream.tell()
 
 
 def _parse_meta(meta_bytes, path):
     if meta_bytes is None:
         return {}
     if meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
-        raise ValueError(f"{path}: {META_KEY!r} must be a 1-D uint8 array of UTF-8 JSON")
+        raise WeightsFileError(f"{path}: {META_KEY!r} must be a 1-D uint8 array of UTF-8 JSON")
     try:
         meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: {META_KEY!r} is not UTF-8 JSON ({err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise WeightsFileError(f"{path}: {META_KEY!r} is not UTF-8 JSON ({short(str(err))})") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{path}: {META_KEY!r} must hold a JSON object, got {type(meta).__name__}")
+        raise WeightsFileError(f"{path}: {META_KEY!r} must hold a JSON object, got {type(meta).__name__}")
     return meta
 
 
 def read_meta(path):
     """Only the metadata of a weights `.npz` (the arrays are not read)."""
     path = Path(path)
-    try:
-        with _open_npz(path) as npz:
-            meta_bytes = npz[META_KEY] if META_KEY in npz.files else None
-    except NPZ_ERRORS as err:
-        raise ValueError(f"{path}: not a readable weights .npz ({err})") from None
-    return _parse_meta(meta_bytes, path)
+    with _open_npz(path) as archive:
+        member = META_KEY + ".npy"
+        meta_array = read_npy(archive, member, path) if member in archive.names() else None
+    return _parse_meta(meta_array, path)

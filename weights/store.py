@@ -25,7 +25,9 @@ import zipfile
 from pathlib import Path
 
 from . import registry
+from .checks import check_fits
 from .errors import ChecksumError, WeightsNotAvailableError
+from .limits import ZIP_ERRORS, open_regular
 from .npz import load_npz, read_meta, save_npz
 from .pth import load_pth
 
@@ -90,7 +92,7 @@ def _find_local(checkpoint):
 def sha256sum(path):
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -172,17 +174,22 @@ def count_params(state_dict):
     return sum(a.size for k, a in state_dict.items() if not k.endswith(BUFFER_SUFFIXES))
 
 
-def convert(pth_path, out_path, arch, *, class_names=None, spec=None, url=None, expected_params=None):
+def convert(pth_path, out_path, arch, *, class_names=None, spec=None, url=None, expected_params=None,
+            expected_shapes=None):
     """Convert a torch `.pth` state dict to a minixai `.npz` (torch not needed).
 
     class_names/spec default to the registry's when `pth_path` is the file of
     a registered checkpoint. expected_params, if given, must equal the number
-    of learnable parameters read (a check that the file fits `arch`).
-    Returns the Path written.
+    of learnable parameters read; expected_shapes ({key: shape}, e.g. from
+    `models.<arch>(weights=None).state_dict()`), if given, must match the
+    file's keys and shapes (checks that the file fits `arch`). Nothing is
+    written unless every check passes. Returns the Path written.
     """
     pth_path, out_path = Path(pth_path), Path(out_path)
     digest = sha256sum(pth_path)
     state_dict = load_pth(pth_path)
+    if expected_shapes is not None:
+        check_fits(state_dict, expected_shapes, pth_path, arch)
     known = registry.by_filename(pth_path.name)
     if known is not None and digest.startswith(known.sha256_prefix):
         class_names = known.class_names if class_names is None else class_names
@@ -203,7 +210,7 @@ def load(path):
     sha256, and the architecture if the file is a registered checkpoint.
     """
     path = Path(path)
-    if _is_npz(path):
+    if file_format(path) == "npz":
         return load_npz(path)
     state_dict = load_pth(path)
     digest = sha256sum(path)
@@ -215,12 +222,18 @@ def load(path):
     return state_dict, meta
 
 
-def _is_npz(path):
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith(".npy") for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return path.suffix == ".npz"
+def file_format(path):
+    """"npz" for a zip archive of .npy members (or a non-zip file named .npz), else "pth".
+
+    Only a regular file is opened (limits.open_regular), and only its zip
+    directory is read.
+    """
+    with open_regular(path) as f:
+        try:
+            with zipfile.ZipFile(f) as archive:
+                return "npz" if any(n.endswith(".npy") for n in archive.namelist()) else "pth"
+        except ZIP_ERRORS:
+            return "npz" if Path(path).suffix == ".npz" else "pth"
 
 
 def info(path):
@@ -229,7 +242,7 @@ def info(path):
     state_dict, meta = load(path)
     return {
         "path": str(path),
-        "format": "npz" if _is_npz(path) else "pth",
+        "format": file_format(path),
         "architecture": meta.get("architecture"),
         "source": meta.get("source"),
         "sha256": meta.get("sha256"),

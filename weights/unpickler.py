@@ -1,149 +1,57 @@
-"""A pickle.Unpickler that rebuilds PyTorch tensors and nothing else.
+"""A pickle unpickler that rebuilds PyTorch tensors and nothing else.
 
 A `.pth` file is a pickle, and unpickling may call any function the file
-names (`os.system` included). `torch.save` only needs a handful of globals to
-describe a state dict: the tensor rebuild functions, the storage types,
-`OrderedDict` and `torch.Size`. `RestrictedUnpickler.find_class` maps exactly
-those names to the stand-ins defined here and refuses every other name with
-`UnsafeCheckpointError`; the refused global is never imported or called.
-torch itself is never imported.
+names (`os.system` included). `RestrictedUnpickler` is Python's own
+unpickler (the pure-Python `pickle._Unpickler`, so that every opcode goes
+through a table this module controls) with three locks:
 
-Unpickling does not produce arrays directly. A tensor becomes a `TensorRef`
-(storage, offset, size, stride) and a storage a `StorageRef` (key, type,
-element count); `pth.py` reads the storage bytes afterwards and cuts the
-arrays out of them. Storage bytes come after the pickle in the legacy
-format, so this two-step design serves both formats.
+1. Globals: `find_class` maps the names `torch.save` uses to the inert
+   stand-ins of `standins.py` and refuses every other name with
+   `UnsafeCheckpointError`; the refused global is never imported or called.
+2. Opcodes: only those a plain-data pickle needs run. INST, OBJ, NEWOBJ,
+   NEWOBJ_EX (build an object of a named class), the copyreg extension codes
+   and out-of-band buffers are refused. BUILD (set an object's state) runs
+   only on an `OrderedDict` made by this very load, which is how `torch.save`
+   attaches `_metadata` (per-module version numbers) to a state dict; that
+   state is not needed and is dropped. BUILD on anything else (a storage
+   type, a rebuild function, a tensor record) is refused, as
+   `torch.load(weights_only=True)` refuses it: a refused file cannot leave a
+   changed stand-in behind, and no tensor record escapes its validation.
+3. Size: a pickle longer than `limits.MAX_PICKLE_BYTES` is refused (see there).
+
+torch itself is never imported.
 """
 
 import collections
+import io
 import pickle
-from dataclasses import dataclass
+import pickletools
+import re
 
-import numpy as np
+from .errors import UnsafeCheckpointError, WeightsFileError
+from .limits import MAX_PICKLE_BYTES, megabytes, short
+from .standins import TENSOR_GLOBALS, UNTYPED, StorageRef, Token, int_tuple
 
-from .errors import UnsafeCheckpointError
-
-
-class StorageType:
-    """Stand-in for `torch.FloatStorage` and friends: a name and a numpy dtype.
-
-    Instances are tokens, not callables: a pickle that tries to call one
-    fails instead of building something.
-    """
-
-    def __init__(self, name, dtype):
-        self.name = name
-        self.dtype = np.dtype(dtype)
-
-    def __repr__(self):
-        return f"torch.{self.name}"
-
-
-# torch storage type -> numpy dtype of one element, little-endian as stored.
-# BFloat16 has no numpy dtype: its raw uint16 words are widened to float32
-# exactly (a bfloat16 is the top half of a float32) when the array is built.
-STORAGE_TYPES = {
-    name: StorageType(name, dtype)
-    for name, dtype in [
-        ("FloatStorage", "<f4"),
-        ("DoubleStorage", "<f8"),
-        ("HalfStorage", "<f2"),
-        ("BFloat16Storage", "<u2"),
-        ("LongStorage", "<i8"),
-        ("IntStorage", "<i4"),
-        ("ShortStorage", "<i2"),
-        ("CharStorage", "i1"),
-        ("ByteStorage", "u1"),
-        ("BoolStorage", "?"),
-    ]
+# Opcodes of plain data: containers, numbers, strings, memo, globals (checked by find_class), REDUCE
+# (calls only what find_class returned), persistent ids (storages only) and protocol framing.
+ALLOWED_OPCODES = {
+    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP",
+    "NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4",
+    "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+    "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+    "EMPTY_LIST", "LIST", "APPEND", "APPENDS", "EMPTY_DICT", "DICT", "SETITEM", "SETITEMS",
+    "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+    "GET", "BINGET", "LONG_BINGET", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE",
+    "GLOBAL", "STACK_GLOBAL", "REDUCE", "PERSID", "BINPERSID", "BUILD",
 }
+STORAGE_KEY = re.compile(r"\w{1,64}")   # torch's keys are decimal numbers
 
 
-@dataclass(frozen=True)
-class StorageRef:
-    """A storage named by a persistent id; its bytes are read later.
-
-    `offset`/`numel` describe the part of the root storage `key` that this
-    reference sees: the whole storage, or a storage view (legacy files
-    written before torch 0.4 could pickle views of a larger storage).
-    """
-
-    key: str
-    type: StorageType
-    offset: int
-    numel: int
-
-
-@dataclass(frozen=True)
-class TensorRef:
-    """A tensor: `size`/`stride` in elements, `offset` into its storage."""
-
-    storage: StorageRef
-    offset: int
-    size: tuple
-    stride: tuple
-
-
-def _int_tuple(values, what):
-    if not isinstance(values, (tuple, list)):
-        raise UnsafeCheckpointError(f"tensor {what} must be a tuple, got {type(values).__name__}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        raise UnsafeCheckpointError(f"tensor {what} must hold non-negative ints, got {values!r}")
-    return tuple(values)
-
-
-def rebuild_tensor(storage, storage_offset, size, stride):
-    """Stand-in for `torch._utils._rebuild_tensor` (torch < 1.0 files)."""
-    if not isinstance(storage, StorageRef):
-        raise UnsafeCheckpointError(f"tensor storage must be a storage, got {type(storage).__name__}")
-    size = _int_tuple(size, "size")
-    stride = _int_tuple(stride, "stride")
-    if len(size) != len(stride):
-        raise UnsafeCheckpointError(f"tensor size {size} and stride {stride} differ in length")
-    (offset,) = _int_tuple((storage_offset,), "storage offset")
-    return TensorRef(storage, offset, size, stride)
-
-
-def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                      backward_hooks=None, metadata=None):
-    """Stand-in for `torch._utils._rebuild_tensor_v2`; autograd fields ignored."""
-    return rebuild_tensor(storage, storage_offset, size, stride)
-
-
-def rebuild_parameter(data, requires_grad=True, backward_hooks=None):
-    """Stand-in for `torch._utils._rebuild_parameter`: a Parameter is its data."""
-    if not isinstance(data, TensorRef):
-        raise UnsafeCheckpointError(f"parameter data must be a tensor, got {type(data).__name__}")
-    return data
-
-
-def torch_size(dims=()):
-    """Stand-in for `torch.Size`: a plain tuple of ints."""
-    return _int_tuple(tuple(dims), "size")
-
-
-TENSOR_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor"): rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch", "Size"): torch_size,
-    **{("torch", name): stype for name, stype in STORAGE_TYPES.items()},
-    # old files saved from a GPU name the CUDA storage types; the bytes are the same
-    **{("torch.cuda", name): stype for name, stype in STORAGE_TYPES.items()},
-}
-
-
-def _text(value):
-    """Python 2 era files may hold ids as bytes; torch decodes them as ASCII."""
-    return value.decode("ascii") if isinstance(value, bytes) else value
-
-
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickle one pickle of a checkpoint, allowing only `allowed` globals.
 
     `source` names the file in error messages. The storages met on the way
-    are collected in `self.storages` (root key -> StorageType).
+    are collected in `self.storages` (root key -> (type token, element count)).
     """
 
     def __init__(self, file, source, allowed=TENSOR_GLOBALS):
@@ -153,15 +61,22 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.storages = {}
 
     def find_class(self, module, name):
-        # Called for every global the pickle names (GLOBAL, STACK_GLOBAL,
-        # INST, OBJ and the copyreg extension codes): the only way in.
+        # Called for every global the pickle names (GLOBAL, STACK_GLOBAL): the only way in.
         found = self.allowed.get((module, name))
         if found is None:
-            raise UnsafeCheckpointError(
-                f"{self.source}: refused to load the global '{module}.{name}': a weights file "
-                "should hold only tensors (a whole model saved with torch.save(model), or "
-                "other Python objects, cannot be read safely; save model.state_dict() instead)")
+            raise UnsafeCheckpointError(f"{self.source}: refused to load the global '{module}.{name}': "
+                                        f"{_why_refused(module, name)}")
         return found
+
+    def load_build(self):
+        # BUILD: stack [..., obj, state] -> obj.__setstate__(state) or obj.__dict__.update(state)
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not collections.OrderedDict or not isinstance(state, dict):
+            raise UnsafeCheckpointError(
+                f"{self.source}: refused to set the state of a {type(target).__name__} (BUILD opcode): "
+                "a state dict may carry only its own _metadata")
+        # torch's _metadata (module version numbers) is not needed: dropped, the dict stays a dict
 
     def persistent_load(self, pid):
         # torch writes ('storage', storage_type, key, location, numel) in zip
@@ -169,39 +84,87 @@ class RestrictedUnpickler(pickle.Unpickler):
         if not isinstance(pid, tuple) or not pid or _text(pid[0]) != "storage":
             kind = _text(pid[0]) if isinstance(pid, tuple) and pid else pid
             raise UnsafeCheckpointError(
-                f"{self.source}: refused persistent id {kind!r}: only storages are allowed")
+                f"{self.source}: refused persistent id {short(kind)}: only storages are allowed")
         if len(pid) not in (5, 6):
-            raise UnsafeCheckpointError(f"{self.source}: malformed storage id {pid!r}")
+            raise UnsafeCheckpointError(f"{self.source}: malformed storage id {short(pid)}")
         stype, key, _location, numel = pid[1:5]
-        view = pid[5] if len(pid) == 6 else None
         key = _text(key)
-        if not isinstance(stype, StorageType) or not isinstance(key, str):
-            raise UnsafeCheckpointError(f"{self.source}: malformed storage id {pid!r}")
-        (numel,) = _int_tuple((numel,), "storage size")
+        if not isinstance(stype, Token) or not isinstance(key, str) or not STORAGE_KEY.fullmatch(key):
+            raise UnsafeCheckpointError(f"{self.source}: malformed storage id {short(pid)}")
+        (numel,) = int_tuple((numel,), "storage size")
         if self.storages.setdefault(key, (stype, numel)) != (stype, numel):
             raise UnsafeCheckpointError(f"{self.source}: storage {key!r} is declared twice differently")
+        view = pid[5] if len(pid) == 6 else None
         if view is None:
             return StorageRef(key, stype, 0, numel)
-        _view_key, offset, view_numel = view
-        offset, view_numel = _int_tuple((offset, view_numel), "storage view")
+        if stype is UNTYPED or not isinstance(view, tuple) or len(view) != 3:
+            raise UnsafeCheckpointError(f"{self.source}: malformed storage view {short(view)}")
+        offset, view_numel = int_tuple(view[1:], "storage view")
         if offset + view_numel > numel:
-            raise UnsafeCheckpointError(f"{self.source}: storage view {view!r} exceeds storage {key!r}")
+            raise UnsafeCheckpointError(f"{self.source}: storage view {short(view)} exceeds storage {key!r}")
         return StorageRef(key, stype, offset, view_numel)
 
 
-def unpickle(file, source, allowed=TENSOR_GLOBALS):
+def _refuser(opcode):
+    def refuse(self):
+        raise UnsafeCheckpointError(f"{self.source}: refused the pickle opcode {opcode}: "
+                                    "a state dict of tensors never needs it")
+    return refuse
+
+
+def _dispatch_table():
+    """Every opcode byte -> its handler: Python's for the allowed ones, a refusal for the rest."""
+    table = {}
+    for op in pickletools.opcodes:
+        code = op.code.encode("latin-1")[0]
+        allowed = op.name in ALLOWED_OPCODES and code in pickle._Unpickler.dispatch
+        table[code] = pickle._Unpickler.dispatch[code] if allowed else _refuser(op.name)
+    table[pickle.BUILD[0]] = RestrictedUnpickler.load_build
+    return table
+
+
+RestrictedUnpickler.dispatch = _dispatch_table()
+
+
+def _why_refused(module, name):
+    if module.startswith(("torch.nn", "torchvision")):
+        return ("a whole model (torch.save(model)) cannot be read safely; "
+                "save and load model.state_dict() instead")
+    if module == "torch" and name.endswith("Storage"):
+        return "this tensor storage type is not supported"
+    return "a weights file should hold only tensors (and plain numbers, strings, lists and dicts)"
+
+
+def _text(value):
+    """Python 2 era files may hold ids as bytes; torch decodes them as ASCII."""
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else value
+
+
+def unpickle(file, source, allowed=TENSOR_GLOBALS, limit=MAX_PICKLE_BYTES):
     """Load one pickle from `file`; return (object, {storage key: (type, numel)}).
 
-    Any failure (refused global, bad opcode, truncated data) is raised as a
-    ValueError naming `source`; an UnsafeCheckpointError stays one.
+    At most `limit` bytes are read (into memory, then unpickled from there);
+    a seekable `file` is left just after the pickle. Any failure (refused
+    global or opcode, bad data, truncation, a longer pickle) is raised as a
+    WeightsFileError naming `source`; an UnsafeCheckpointError stays one.
     """
-    unpickler = RestrictedUnpickler(file, source, allowed)
+    start = file.tell() if file.seekable() else None
+    data = io.BytesIO(file.read(limit + 1))
+    unpickler = RestrictedUnpickler(data, source, allowed)
     try:
         obj = unpickler.load()
-    except UnsafeCheckpointError as err:
+    except WeightsFileError as err:
         if str(err).startswith(str(source)):
             raise
-        raise UnsafeCheckpointError(f"{source}: {err}") from None
-    except Exception as err:  # a corrupt pickle can raise almost anything
-        raise ValueError(f"{source}: corrupt or truncated checkpoint ({type(err).__name__}: {err})") from None
+        raise type(err)(f"{source}: {err}") from None
+    except Exception as err:  # a corrupt pickle can raise almost anything (MemoryError included)
+        if isinstance(err, EOFError) and len(data.getbuffer()) > limit:
+            raise WeightsFileError(f"{source}: a pickle longer than {megabytes(limit)}, "
+                                   "more than any state dict needs") from None
+        raise WeightsFileError(f"{source}: corrupt or truncated checkpoint "
+                               f"({type(err).__name__}: {short(str(err))})") from None
+    if data.tell() > limit:
+        raise WeightsFileError(f"{source}: a pickle longer than {megabytes(limit)}, more than any state dict needs")
+    if start is not None:
+        file.seek(start + data.tell())
     return obj, unpickler.storages
