@@ -49,6 +49,15 @@ def check_positive(value, name):
     return int(value)
 
 
+def check_nonnegative(value, name, meaning=""):
+    """A finite real number >= 0 (not a bool) -> float; `meaning` says what it is, for the message."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not real or not np.isfinite(value) or value < 0:
+        about = f" ({meaning})" if meaning else ""
+        raise ValueError(f"{name} must be a finite number >= 0{about}, got {value!r}")
+    return float(value)
+
+
 def check_layer_name(name, valid):
     if name not in valid:
         shown = ", ".join(valid) if len(valid) <= 40 else ", ".join(valid[:20]) + ", ..., " + ", ".join(valid[-5:])

@@ -139,9 +139,17 @@ def test_smoothgrad_n_must_be_a_positive_integer(n, model, x):
         call("smoothgrad", model, x, n=n)
 
 
-def test_smoothgrad_sigma_must_not_be_negative(model, x):
-    with pytest.raises(ValueError, match="sigma must be >= 0"):
-        call("smoothgrad", model, x, sigma=-0.1)
+@pytest.mark.parametrize("sigma", [-0.1, np.nan, np.inf, None, "0.1", True, [0.1]])
+def test_smoothgrad_sigma_must_be_a_finite_non_negative_number(sigma, model, x):
+    """sigma=nan once blamed x ("x contains NaN"), None gave a raw numpy error: the message names sigma."""
+    with pytest.raises(ValueError, match=r"sigma must be a finite number >= 0 \(the noise level .*\), got"):
+        call("smoothgrad", model, x, sigma=sigma)
+
+
+def test_smoothgrad_sigma_zero_and_numpy_scalars_are_accepted(model, x):
+    saliency = call("saliency", model, x)
+    np.testing.assert_allclose(call("smoothgrad", model, x, n=2, sigma=0), saliency, rtol=1e-6)
+    assert call("smoothgrad", model, x, n=2, sigma=np.float32(0.1)).shape == x.shape
 
 
 def test_unknown_ig_method_lists_the_valid_ones(model, x):
@@ -168,6 +176,14 @@ def test_non_finite_baseline(name, value, model, x):
     baseline = np.zeros_like(x)
     baseline[0, 1, 2, 3] = value
     with pytest.raises(ValueError, match="baseline contains NaN or infinite values"):
+        call(name, model, x, baseline=baseline)
+
+
+@pytest.mark.parametrize("name", ["ig", "deeplift"])
+@pytest.mark.parametrize("baseline, shown", [(None, "got None"), (["black"], "dtype <U5"),
+                                             (np.zeros((3, 1, 1), np.complex64), "dtype complex64")])
+def test_baseline_must_be_a_name_or_real_array(name, baseline, shown, model, x):
+    with pytest.raises(TypeError, match=f"baseline must be one of black, white, .* or an array.*{shown}"):
         call(name, model, x, baseline=baseline)
 
 
