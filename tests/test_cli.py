@@ -106,3 +106,61 @@ def test_usage_error_exit_code(capsys):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "minixai.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "explain" in result.stdout and "demo" in result.stdout
+
+
+# ---- what the command reports and writes (issue 11) --------------------------------------------------
+def test_out_without_a_suffix_reports_the_file_really_written(capsys, tmp_path):
+    code, out, _ = run(capsys, "explain", "shapes:1", "--method", "saliency", "--out", str(tmp_path / "a"), "--json")
+    assert code == 0
+    assert json.loads(out)["figure"] == str(tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 10_000 and not (tmp_path / "a").exists()
+
+
+def test_out_with_a_suffix_matplotlib_cannot_write(capsys, tmp_path):
+    code, _, err = run(capsys, "explain", "shapes:1", "--method", "saliency", "--out", str(tmp_path / "a.xyz"))
+    assert code == 1 and "unknown figure format '.xyz'; valid: " in err and "png" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def shapes_pth(path, state):
+    """The shapes model's weights as a torch-style zip checkpoint, written without torch."""
+    from fixtures import craft_pth as craft
+    obj = {key: craft.tensor(craft.storage(str(i), "FloatStorage", value.size), 0, value.shape,
+                             [int(s) // 4 for s in value.strides])
+           for i, (key, value) in enumerate(state.items())}
+    storages = {str(i): np.ascontiguousarray(value, "<f4").tobytes() for i, value in enumerate(state.values())}
+    return craft.write_zip(path, obj, storages)
+
+
+def test_weights_convert_checks_the_architecture_before_writing(capsys, tmp_path):
+    from minixai import models
+    state = {k: np.ascontiguousarray(v) for k, v in models.load("shapes").state_dict().items()}
+    good = shapes_pth(tmp_path / "shapes.pth", state)
+    code, out, _ = run(capsys, "weights", "convert", str(good), "--arch", "shapes", "--out", str(tmp_path / "s"))
+    assert code == 0 and out.strip() == f"wrote {tmp_path / 's.npz'}"
+    reloaded = models.shapes(weights=tmp_path / "s.npz").state_dict()
+    assert all(np.array_equal(reloaded[k], v) for k, v in state.items())
+
+    code, _, err = run(capsys, "weights", "convert", str(good), "--arch", "nope")
+    assert code == 1 and "unknown architecture 'nope'; valid: alexnet, vgg11" in err
+    wrong = shapes_pth(tmp_path / "wrong.pth", {**state, "classifier.2.weight": np.zeros((7, 64), np.float32)})
+    code, _, err = run(capsys, "weights", "convert", str(wrong), "--arch", "shapes")
+    assert code == 1 and "does not fit shapes: wrong shapes: classifier.2.weight: shapes needs (5, 64)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "shapes.pth", "wrong.pth"]   # nothing else
+
+
+def test_nan_weights_are_blamed_on_the_file_and_key_not_on_x(capsys, tmp_path):
+    from minixai import models
+    state = dict(models.load("shapes").state_dict())
+    key = next(iter(state))
+    state[key] = state[key].copy()
+    state[key].flat[3] = np.nan
+    np.savez(tmp_path / "nan.npz", **state)
+    code, _, err = run(capsys, "explain", "shapes:0", "--weights", str(tmp_path / "nan.npz"),
+                       "--out", str(tmp_path / "f.png"))
+    assert code == 1 and f"nan.npz: entry '{key}'" in err and "1 NaN" in err and "x contains" not in err
+
+
+def test_a_png_given_as_weights_is_named_as_such(capsys, tmp_path, shape_png):
+    code, _, err = run(capsys, "weights", "info", str(shape_png))
+    assert code == 1 and "not a PyTorch checkpoint" in err and "looks like a PNG image" in err

@@ -61,3 +61,24 @@ def test_errors_are_one_line(capsys, tmp_path, argv, message):
     assert code == 1
     assert message in err and err.startswith("minixai: error:") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["counterfactual", "shapes:0", "--target", "2", "--steps", "5"],
+    ["filters", "--layer", "features.3", "--count", "2", "--steps", "2"],
+])
+def test_out_without_a_suffix_reports_the_file_really_written(capsys, tmp_path, argv):
+    code, out, _ = run(capsys, *argv, "--out", str(tmp_path / "a"), "--json")
+    assert code == 0 and json.loads(out)["figure"] == str(tmp_path / "a.png")
+    assert (tmp_path / "a.png").is_file() and not (tmp_path / "a").exists()
+    code, out, _ = run(capsys, *argv, "--out", str(tmp_path / "b"))
+    assert code == 0 and f"written to {tmp_path / 'b.png'}" in out and (tmp_path / "b.png").is_file()
+
+
+def test_an_image_claiming_900_megapixels_is_one_line_of_error(capsys, tmp_path):
+    from fixtures import hostile
+    bomb = next(case for case in hostile.images(tmp_path) if case.name == "png_30000x30000")
+    assert bomb.path.stat().st_size < 100
+    code, _, err = run(capsys, "counterfactual", str(bomb.path), "--target", "1", "--out", str(tmp_path / "c.png"))
+    assert code == 1 and err.startswith("minixai: error:") and err.count("\n") == 1
+    assert "900000000 pixels" in err and "decompression bomb" in err
