@@ -138,16 +138,18 @@ def test_registry_lists_the_classic_torchvision_checkpoints():
     files = {c.name: c.filename for c in W.list_known()}
     assert files == {"alexnet": "alexnet-owt-7be5be79.pth", "vgg11": "vgg11-8a719046.pth",
                      "vgg16": "vgg16-397923af.pth", "resnet18": "resnet18-f37072fd.pth",
-                     "resnet34": "resnet34-b627a593.pth", "resnet50": "resnet50-0676ba61.pth"}
+                     "resnet34": "resnet34-b627a593.pth", "resnet50": "resnet50-0676ba61.pth",
+                     "inception_v3": "inception_v3_google-0cc3c7bd.pth"}
     for c in W.list_known():
         assert c.url == "https://download.pytorch.org/models/" + c.filename
         assert len(c.sha256_prefix) == 8 and c.filename.endswith(f"-{c.sha256_prefix}.pth")
         assert c.reported_sha256 is None or c.reported_sha256.startswith(c.sha256_prefix)
         assert len(c.class_names) == 1000
         assert (c.class_names[0], c.class_names[-1]) == ("tench", "toilet tissue")
+        sizes = (299, 342) if c.name == "inception_v3" else (224, 256)   # torchvision's presets
         assert c.spec == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                          "input_size": 224, "resize_size": 256}
-    with pytest.raises(ValueError, match="known: alexnet, resnet18"):
+                          "input_size": sizes[0], "resize_size": sizes[1]}
+    with pytest.raises(ValueError, match="known: alexnet, inception_v3, resnet18"):
         W.get("resnet5")
 
 
