@@ -6,6 +6,7 @@ from .features import maximize_filter, maximize_filters
 from .fusion import unfused
 from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
                       integrated_gradients, lrp, saliency, smoothgrad, vargrad)
+from .methods import ablationcam, eigencam, gradcam_plus_plus, hirescam, layercam, scorecam, xgradcam
 from .model import Model
 from .spec import InputSpec
 from .summit import summit
@@ -25,4 +26,5 @@ def __getattr__(name):
 __all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec",
            "get_backend", "set_backend", "use_backend", "unfused", "METHODS", "saliency", "gradient_x_input",
            "smoothgrad", "vargrad", "integrated_gradients", "guided_backprop", "deconvnet", "gradcam",
-           "guided_gradcam", "lrp", "deeplift", "summit", "counterfactual", "maximize_filter", "maximize_filters"]
+           "guided_gradcam", "lrp", "deeplift", "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam",
+           "ablationcam", "eigencam", "summit", "counterfactual", "maximize_filter", "maximize_filters"]

@@ -1,6 +1,9 @@
-"""Attribution methods: f(model, x, target, **options) -> array shaped like x (Grad-CAM: (N, H, W))."""
+"""Attribution methods: f(model, x, target, **options) -> array shaped like x (the CAMs: (N, H, W))."""
 from .backprop import deconvnet, guided_backprop
 from .cam import gradcam, guided_gradcam
+from .cam_gradients import gradcam_plus_plus, hirescam, layercam, xgradcam
+from .cam_perturbation import ablationcam, scorecam
+from .eigencam import eigencam
 from .gradients import gradient_x_input, saliency, smoothgrad, vargrad
 from .integrated import integrated_gradients
 from .relevance import deeplift, lrp
@@ -14,9 +17,17 @@ METHODS = {
     "deconvnet": deconvnet,
     "gradcam": gradcam,
     "guided_gradcam": guided_gradcam,
+    "gradcam++": gradcam_plus_plus,
+    "xgradcam": xgradcam,
+    "hirescam": hirescam,
+    "layercam": layercam,
+    "scorecam": scorecam,
+    "ablationcam": ablationcam,
+    "eigencam": eigencam,
     "lrp": lrp,
     "deeplift": deeplift,
 }
 
 __all__ = ["METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad", "integrated_gradients",
-           "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift"]
+           "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift",
+           "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam", "eigencam"]
