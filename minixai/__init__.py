@@ -15,15 +15,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """`mx.viz`, `mx.models` and `mx.weights` load on first use: explaining needs neither matplotlib nor the
-    model zoo. (A plain `from . import viz` here would call this function again, before the import.)"""
-    if name in ("viz", "models", "weights"):
+    """`mx.viz`, `mx.models`, `mx.weights` and `mx.evaluation` load on first use: explaining needs neither
+    matplotlib nor the model zoo nor the metrics. (A plain `from . import viz` here would call this function
+    again, before the import.)"""
+    if name in ("viz", "models", "weights", "evaluation"):
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'minixai' has no attribute {name!r}")
 
 
-__all__ = ["layers", "data", "viz", "models", "weights", "rules", "composites", "images", "Model", "InputSpec",
+__all__ = ["layers", "data", "viz", "models", "weights", "evaluation", "rules", "composites", "images", "Model",
+           "InputSpec",
            "get_backend", "set_backend", "use_backend", "unfused", "METHODS", "saliency", "gradient_x_input",
            "smoothgrad", "vargrad", "integrated_gradients", "guided_backprop", "deconvnet", "gradcam",
            "guided_gradcam", "lrp", "deeplift", "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam",

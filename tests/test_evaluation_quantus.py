@@ -22,7 +22,7 @@ from minixai import evaluation as ev  # noqa: E402
 from minixai import models  # noqa: E402
 from minixai.images import resize_bilinear  # noqa: E402
 from minixai.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential  # noqa: E402
-from minixai.evaluation.road import noisy_linear_imputation  # noqa: E402
+from minixai.evaluation.imputation import noisy_linear_imputation  # noqa: E402
 from minixai.evaluation.robustness import sensitivity_noise  # noqa: E402
 from minixai.model import Model  # noqa: E402
 from minixai.models.initialisation import initialise  # noqa: E402

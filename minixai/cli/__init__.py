@@ -6,6 +6,7 @@
     minixai counterfactual IMAGE --model shapes --target CLASS --lr 0.01 --steps 500 --out cf.png
     minixai filters --model shapes --layer features.6 --count 64 --steps 30 --out filters.png
     minixai summit --layers features.4,features.7,features.10 --clusters 8 --steps 16 --images 32 --out graph.html
+    minixai evaluate --model shapes --methods saliency,gradcam --images 200 --out evaluation.png
 
 IMAGE is an image file, or `shapes:N` for the N-th image of the shapes world's held-out set.
 Errors print one line and exit with status 1 (2 for a wrong command line).
@@ -13,10 +14,10 @@ Errors print one line and exit with status 1 (2 for a wrong command line).
 import argparse
 import sys
 
-from . import explain, optimise, summit, weights
+from . import evaluate, explain, optimise, summit, weights
 from .common import CLIError
 
-COMMANDS = (explain, weights, summit, optimise)     # each module adds its subcommands with register(sub)
+COMMANDS = (explain, weights, summit, optimise, evaluate)     # each module adds its subcommands with register(sub)
 
 
 def build_parser():

@@ -32,6 +32,9 @@ def cmd_evaluate(args):
     print(report.table(markdown=args.markdown))
     print()
     print(report.legend())
+    print()
+    print("mean Spearman correlation of |map| with the trained model's along the cascading randomisation:")
+    print(report.cascade_table(markdown=args.markdown))
     print(f"wrote {out}")
 
 

@@ -2,8 +2,8 @@
 
 Every metric here reads a map (N, H, W): the explanation's relevance of each pixel. `pixel_map` makes it:
 
-- a method whose sign means "for / against the class" (gradient x input, IG, LRP, DeepLIFT: `SIGNED`)
-  keeps the positive part of the channel sum, max(sum_k a_k, 0);
+- a method whose sign means "for / against the class" (gradient x input, IG, LRP, DeepLIFT, occlusion and
+  the Shapley-value estimates: `SIGNED`) keeps the positive part of the channel sum, max(sum_k a_k, 0);
 - any other 4-D attribution (the gradient methods, whose sign only says which way a pixel would move the
   score, and attributions given without a method name) takes max_k |a_k| (seed 000, Algorithm 1);
 - a 3-D map (Grad-CAM and the controls) is one value per pixel already; negative values become 0.
@@ -14,7 +14,7 @@ gradient x input maps are mostly zeros, so the tie order decides many of the rem
 """
 import numpy as np
 
-SIGNED = ("gxi", "ig", "lrp", "deeplift")
+SIGNED = ("gxi", "ig", "lrp", "deeplift", "occlusion", "lime", "kernel_shap", "gradient_shap", "deeplift_shap")
 ORDERS = ("morf", "lerf")          # most / least relevant first
 
 

@@ -54,11 +54,12 @@ COLUMNS = {
 @dataclass
 class Report:
     """scores[method][column] (N,) per image; curves[method]: (deletion, insertion) Curve; grid[method]
-    (L + 1, G, H, W) signed maps of the first G images along the cascade; layers: the cascade, output
-    first; seconds[method]: time taken."""
+    (L + 1, G, H, W) signed maps of the first G images along the cascade; cascade[method]: (L,) mean
+    Spearman of |maps| at each step; layers: the cascade, output first; seconds[method]: time taken."""
     scores: dict = field(default_factory=dict)
     curves: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    cascade: dict = field(default_factory=dict)
     layers: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     images: np.ndarray = None
@@ -74,12 +75,13 @@ class Report:
         keys = [k for k in COLUMNS if any(k in row for row in means.values())]
         headers = ["method"] + [f"{COLUMNS[k][0]} {'↓' if COLUMNS[k][1] == 'low' else '↑'}" for k in keys]
         rows = [[name] + [_cell(row.get(k, np.nan), k) for k in keys] for name, row in means.items()]
-        if markdown:
-            lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-        widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-        return "\n".join("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in
-                                   enumerate(zip(r, widths))) for r in [headers, *rows])
+        return _format(headers, rows, markdown)
+
+    def cascade_table(self, markdown=False):
+        """Mean Spearman correlation of |map| with the trained model's, after each step of the cascade."""
+        headers = ["method"] + [f"+ {name}" for name in self.layers]
+        rows = [[name] + [f"{v:.2f}" for v in values] for name, values in self.cascade.items()]
+        return _format(headers, rows, markdown)
 
     def legend(self):
         """One line per column: header, direction, meaning."""
@@ -148,12 +150,23 @@ def _sanity(model, x, y, method, options, random_model, seed, report, name, grid
                             keep_maps=True, progress=False)
     report.layers = cascade.layers
     report.grid[name] = cascade.maps[:, :grid_images]
+    report.cascade[name] = np.nanmean(cascade.similarity, axis=0)
     scores = {"random_abs": cascade.similarity[:, -1], "random_signed": cascade.signed[:, -1],
               "logit": random_logit(model, x, y, method, similarity="ssim", seed=seed, options=options).signed}
     if random_model is not None:
         labels = data_randomization(model, x, y, method, random_model, options=options)
         scores.update(data_abs=labels.similarity, data_signed=labels.signed)
     return scores
+
+
+def _format(headers, rows, markdown):
+    """A table as aligned text, or as Markdown."""
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in [headers, *rows])
 
 
 def _cell(value, key):

@@ -2,14 +2,8 @@
 Attribution Methods", Sec. 4).
 
 Removing pixels by setting them to black leaks information: the shape of the removed region tells the
-model where the evidence was. ROAD fills each removed pixel instead with its noisy linear imputation,
-the weighted mean of its 8 neighbours (weight 1/6 for the 4 direct, 1/12 for the 4 diagonal ones; only
-neighbours inside the image count, their weights renormalised), where neighbours that were removed too
-are unknowns of the same linear system:
-
-    sum_j w_ij v_j - (sum_j w_ij) v_i = 0    for every removed pixel i (j: its neighbours in the image),
-
-solved for every channel at once (sparse LU), then v_i + noise * N(0, 1) in every channel.
+model where the evidence was. ROAD fills each removed pixel instead with its noisy linear imputation, the
+weighted mean of its neighbours plus Gaussian noise (minixai.evaluation.imputation).
 
 For each percentage p the first int(H W p / 100) pixels of `maps.pixel_order` (most relevant first:
 "morf"; least: "lerf") are imputed; the score is the target's softmax probability and whether the model
@@ -24,18 +18,14 @@ map shared by three colour channels it fails (IndexError); it runs on one-channe
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csc_matrix
-from scipy.sparse.linalg import spsolve
 
 from ..methods._common import prepare
 from .faithfulness import Curve
+from .imputation import noisy_linear_imputation
 from .maps import ORDERS, check_attributions, pixel_map, pixel_ranks
 from .perturbed import perturbed_logits, target_scores
 
 PERCENTAGES = tuple(range(10, 100, 10))
-# (row offset, column offset) -> weight of that neighbour
-NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
-              (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
 
 
 @dataclass(frozen=True)
@@ -70,47 +60,6 @@ def road(model, x, target, attributions, percentages=PERCENTAGES, order="morf", 
     logits = perturbed_logits(model, build, N, len(counts), batch_size, progress, f"ROAD ({order})")
     correct = logits.argmax(axis=2) == targets[:, None]
     return RoadCurve(target_scores(logits, targets, "probability"), fractions, correct)
-
-
-def noisy_linear_imputation(image, removed, noise=0.0, rng=None):
-    """image (C, H, W) with the pixels where removed (H, W) is True replaced by their linear imputation
-    (the module docstring's system) plus noise * N(0, 1) per value (rng: a numpy Generator)."""
-    C, H, W = image.shape
-    unknown = np.flatnonzero(removed)                    # flat pixel ids of the unknowns v_i
-    out = image.copy()
-    if len(unknown) == 0:
-        return out
-    A, b = imputation_system(image.reshape(C, H * W), unknown, H, W)
-    values = spsolve(A, b).reshape(len(unknown), C)
-    if noise:
-        values = values + noise * rng.standard_normal(values.shape)
-    out.reshape(C, H * W)[:, unknown] = values.T
-    return out
-
-
-def imputation_system(flat, unknown, H, W):
-    """The sparse system A v = b of the imputation: flat (C, H*W) image, unknown (U,) flat pixel ids.
-    Row i: (sum_j w_ij) v_i - sum_{j unknown} w_ij v_j = sum_{j known} w_ij x_j."""
-    U = len(unknown)
-    variable = np.full(H * W, -1)
-    variable[unknown] = np.arange(U)                     # pixel id -> index of its unknown (-1: known)
-    r, c = np.divmod(unknown, W)
-    diagonal = np.zeros(U)
-    b = np.zeros((U, flat.shape[0]))
-    rows, cols, weights = [np.arange(U)], [np.arange(U)], []
-    for (dr, dc), w in NEIGHBOURS.items():
-        inside = (0 <= r + dr) & (r + dr < H) & (0 <= c + dc) & (c + dc < W)
-        i = np.flatnonzero(inside)                       # unknowns that have this neighbour
-        j = (r[inside] + dr) * W + (c[inside] + dc)      # the neighbour's pixel id
-        diagonal[i] += w
-        known = variable[j] < 0
-        b[i[known]] += w * flat[:, j[known]].T           # known neighbours go to the right-hand side
-        rows.append(i[~known])
-        cols.append(variable[j[~known]])
-        weights.append(np.full((~known).sum(), -w))
-    A = csc_matrix((np.concatenate([diagonal, *weights]), (np.concatenate(rows), np.concatenate(cols))),
-                   shape=(U, U))
-    return A, b
 
 
 def _check_percentages(percentages):
