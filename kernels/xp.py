@@ -109,11 +109,7 @@ def maxpool2d_backward(dout, argmax, x_shape):
     flat_index = argmax.reshape(N * C, -1)
     flat_dout = dout.reshape(N * C, -1) * (flat_index >= 0)    # argmax -1 (all padding): no pixel to send to
     flat_index = xp.maximum(flat_index, 0)
-    if xp.__name__ == "numpy":
-        xp.add.at(dx, (rows, flat_index), flat_dout)   # windows may overlap: accumulate
-    else:
-        import cupyx
-        cupyx.scatter_add(dx, (rows, flat_index), flat_dout)
+    xp.add.at(dx, (rows, flat_index), flat_dout)       # windows may overlap: accumulate (CuPy has add.at too)
     return dx.reshape(x_shape)
 
 

@@ -56,8 +56,12 @@ def use_backend(name):
         _scoped.reset(token)
 
 
-def kernels():
-    """The kernel module of the active backend (all four have the functions listed in minixai.kernels)."""
+def kernels(x=None):
+    """The kernel module for the array x: the array-module kernels (``xp``) for an array that lives on a GPU
+    (CuPy), else the active backend's (all four have the functions listed in minixai.kernels)."""
+    if x is not None and array_module(x) is not np:
+        from .kernels import xp
+        return xp
     name = get_backend()
     if name == "numba":
         _prefer_sleeping_threads()
@@ -80,8 +84,29 @@ def _prefer_sleeping_threads():
 
 
 def array_module(x):
-    """numpy or cupy, whichever owns ``x``."""
+    """numpy or cupy, whichever owns ``x``. An array type may name its module in ``__array_module__`` (the
+    tests' stand-in for a GPU array, tests/fake_device.py)."""
+    named = getattr(type(x), "__array_module__", None)
+    if named is not None:
+        return named
     if type(x).__module__.startswith("cupy"):
         import cupy
         return cupy
     return np
+
+
+def to_device(x, like):
+    """x (a NumPy or device array, or None) on the device where `like` lives: an explicit copy, never implicit."""
+    if x is None:
+        return None
+    xp = array_module(like)
+    if array_module(x) is xp:
+        return x
+    return xp.asarray(to_host(x)) if xp is not np else to_host(x)
+
+
+def to_host(x):
+    """x as a NumPy array: an explicit device-to-host copy for a GPU array, x itself otherwise."""
+    if array_module(x) is np:
+        return x
+    return x.get()

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .backend import array_module, to_device, to_host
 from .training import Adam, cross_entropy
 from .validate import check_images, check_positive, check_targets
 
@@ -110,7 +111,7 @@ def _check_image(model, x, target_class):
     if model.spec is None:
         raise ValueError("counterfactual needs the model's input spec (model.spec) for the valid pixel range; "
                          "a model cut inside a network has none")
-    x = check_images(x, model.in_channels)
+    x = check_images(model.place(x), model.in_channels)
     if x.shape[0] != 1:
         raise ValueError(f"counterfactual changes one image at a time: x has shape {tuple(x.shape)}; "
                          "pass x[i:i+1] for each image of a batch")
@@ -123,8 +124,9 @@ def _check_in_range(x0, spec, tolerance=1e-3):
     """The projection may only undo the optimiser's steps, never the user's pixels: refuse an x whose pixels
     (x * std + mean) leave [0, 1] by more than `tolerance`."""
     pixels = spec.denormalize(x0)
-    if pixels.min() < -tolerance or pixels.max() > 1 + tolerance:
-        raise ValueError(f"x holds pixels outside [0, 1] (from {pixels.min():.3g} to {pixels.max():.3g} after "
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < -tolerance or high > 1 + tolerance:
+        raise ValueError(f"x holds pixels outside [0, 1] (from {low:.3g} to {high:.3g} after "
                          "undoing the spec's normalisation): the counterfactual keeps pixels in [0, 1], so give an "
                          "image normalised with model.spec (e.g. mx.images.load(path, spec=model.spec))")
 
@@ -141,14 +143,15 @@ def counterfactual(model, x, target_class, lr=0.01, steps=500, l1=10.0, l2=0.0, 
     than l1 = 0 without costing steps; l1 = 100 or l2 = 1000 start to hold the search back.
     seed: None starts at x itself (deterministic); an int starts at x + U(-lr, lr) noise from that seed
     (projected onto the valid range), to sample different counterfactuals of one image."""
+    x_given = x
     x0, target = _check_image(model, x, target_class)
     lr, steps = _check_options(lr, steps, l1, l2, tv, threshold)
-    low, high = (v.astype(x0.dtype) for v in model.spec.valid_range(x0.dtype))
+    low, high = model.spec.valid_range(x0.dtype, like=x0)
     _check_in_range(x0, model.spec)
     p0 = softmax(model.record(x0).output.astype(np.float64))[0]
     x = x0.copy()
     if seed is not None:
-        noise = np.random.default_rng(seed).uniform(-lr, lr, x0.shape).astype(x0.dtype)
+        noise = to_device(np.random.default_rng(seed).uniform(-lr, lr, x0.shape).astype(x0.dtype), like=x0)
         x = np.clip(x0 + noise, low, high)
     adam = Adam(lr=lr)                                       # training.Adam, on the image
     history = {"loss": [], "target_probability": [], "l1": []}
@@ -170,9 +173,11 @@ def counterfactual(model, x, target_class, lr=0.01, steps=500, l1=10.0, l2=0.0, 
         bar.set_postfix(p=f"{p[target]:.3f}")
     bar.close()
     l1_dist, l2_dist = _pixel_distance(x, x0, model.spec)
-    return CounterfactualResult(image=x, original=x0, success=bool(p[target] >= threshold), steps=t,
-                                probabilities=p, target_class=target, distance={"l1": l1_dist, "l2": l2_dist},
-                                threshold=float(threshold), original_probabilities=p0,
+    back = to_host if array_module(x_given) is np else (lambda a: a)       # as the caller gave x
+    return CounterfactualResult(image=back(x), original=back(x0), success=bool(p[target] >= threshold), steps=t,
+                                probabilities=to_host(p), target_class=target,
+                                distance={"l1": l1_dist, "l2": l2_dist}, threshold=float(threshold),
+                                original_probabilities=to_host(p0),
                                 history={k: np.asarray(v) for k, v in history.items()})
 
 

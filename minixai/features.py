@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .backend import array_module, to_host
+from .baselines import gaussian_blur
 from .images import resize_bilinear
 from .validate import check_positive
 
@@ -70,11 +72,12 @@ def to_uint8(raw, std=0.15):
 def filter_objective(act, filters, border):
     """a_n = mean of act[n, filters[n]] without `border` pixels on each side, for act (N, K, h, w);
     returns (a (N,), d sum_n a_n / d act): 1 / (h' w') inside the crop of each image's own filter, else 0."""
+    xp = array_module(act)
     n, _, h, w = act.shape
     rows, cols = slice(border, h - border), slice(border, w - border)
-    idx = np.arange(n)
+    idx, filters = xp.arange(n), xp.asarray(filters)
     crop = act[idx, filters][:, rows, cols]                        # (N, h', w')
-    dact = np.zeros_like(act)
+    dact = xp.zeros_like(act)
     dact[idx, filters, rows, cols] = 1.0 / (crop.shape[1] * crop.shape[2])
     return crop.mean(axis=(1, 2)), dact
 
@@ -121,7 +124,8 @@ def maximize_filters(model, layer, filters=range(64), steps=30, lr=10.0, seed=0,
 def _ascend(sub, filters, start, size, steps, lr, seed, options, progress):
     """Gradient ascent for a batch of filters; returns (images (N, C, H, W), history (steps + 1, N))."""
     rng = np.random.default_rng([seed, 1])                 # jitter shifts: the same for every batch
-    x = np.repeat(start, len(filters), axis=0).astype(np.float32)
+    x = sub.place(np.repeat(start, len(filters), axis=0).astype(np.float32))     # on the model's device
+    xp = array_module(x)
     history = []
     total = steps * len(options["octaves"])
     bar = tqdm(total=total, desc="maximize filters", disable=not progress)
@@ -130,28 +134,27 @@ def _ascend(sub, filters, start, size, steps, lr, seed, options, progress):
             x = resize_bilinear(x, _scaled(size, scale)).astype(np.float32)
         for _ in range(steps):
             dy, dx = rng.integers(-options["jitter"], options["jitter"] + 1, 2) if options["jitter"] else (0, 0)
-            shifted = np.roll(x, (dy, dx), axis=(2, 3))
+            shifted = xp.roll(x, (int(dy), int(dx)), axis=(2, 3))
             tape = sub.record(shifted)
             a, dact = filter_objective(tape.output, filters, options["border"])
-            g = np.roll(sub.backward(dact, tape=tape), (-dy, -dx), axis=(2, 3))   # d a / d x, shifted back
+            g = xp.roll(sub.backward(dact, tape=tape), (-int(dy), -int(dx)), axis=(2, 3))   # d a / d x, shifted back
             if not history:
                 _warn_inactive(g, filters)
             x = x + lr * l2_normalize(g)                                   # x_t+1 = x_t + lr g / ||g||
             if options["blur"]:
-                from scipy.ndimage import gaussian_filter
-                x = gaussian_filter(x, sigma=(0, 0, options["blur"], options["blur"]))
+                x = gaussian_blur(x, options["blur"])
             x = x * (1 - options["decay"]) if options["decay"] else x
-            history.append(a)
+            history.append(to_host(a))
             bar.update(1)
     bar.close()
-    history.append(filter_objective(sub.record(x).output, filters, options["border"])[0])
-    return x, np.array(history)
+    history.append(to_host(filter_objective(sub.record(x).output, filters, options["border"])[0]))
+    return to_host(x), np.array(history)                   # the images, for display: copied back explicitly
 
 
 def _warn_inactive(g, filters):
     """Say so when a filter cannot move: its gradient is zero on the start image (behind a ReLU, the filter
     is negative everywhere), and gradient ascent leaves such an image as it is."""
-    stuck = filters[~np.any(g != 0, axis=(1, 2, 3))]
+    stuck = filters[~to_host(array_module(g).any(g != 0, axis=(1, 2, 3)))]
     if stuck.size:
         warnings.warn(f"filters {stuck.tolist()} have a zero gradient on the start image (inactive behind a "
                       "ReLU?): gradient ascent cannot change their images; try the layer before the ReLU or "

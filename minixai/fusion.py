@@ -133,7 +133,7 @@ class ConvUnit(Layer):
         if self.bn is not None:
             scale, shift = self.bn.scale_shift(x.dtype)
             bias = shift if bias is None else bias * scale + shift
-        out = kernels().conv2d_forward(x, weight, bias, conv.stride, conv.padding, conv.dilation, scale=scale,
+        out = kernels(x).conv2d_forward(x, weight, bias, conv.stride, conv.padding, conv.dilation, scale=scale,
                                        relu=self.relu is not None)
         tape.keep(conv, x=x)                              # what the layers' own backward passes need
         if self.bn is not None:
@@ -158,7 +158,7 @@ class ConvUnit(Layer):
         gate = contexts[self.relu].out if self.relu is not None and step.masked else None
         clip = self.relu is not None and step.clipped
         x_shape = (dout.shape[0], *contexts[conv].x.shape[1:])
-        return kernels().conv2d_backward_input(dout, conv.weight.astype(dout.dtype, copy=False), x_shape,
+        return kernels(dout).conv2d_backward_input(dout, conv.weight.astype(dout.dtype, copy=False), x_shape,
                                                conv.stride, conv.padding, conv.dilation, scale=scale, gate=gate,
                                                clip=clip)
 
@@ -178,7 +178,7 @@ class AddReLU(Layer):
         tape = ctx.tape
         if tape.keep_inputs or self.relu.training or self.add.name in tape.capture:
             return ctx.forward(self.relu, ctx.forward(self.add, a, b))
-        out = kernels().add_relu(a, b)
+        out = kernels(a).add_relu(a, b)
         tape.keep(self.add)
         tape.keep(self.relu, out=out)
         return tape.note_output(self.relu, out)

@@ -13,7 +13,7 @@ tape.backward(layer, dout, Gradient())`` its input gradient. Pooling layers are 
 """
 import numpy as np
 
-from .backend import array_module, kernels
+from .backend import array_module, kernels, to_device
 from .tape import Context, Tape
 
 
@@ -77,7 +77,7 @@ class Conv2d(Layer):
 
     def grad(self, ctx, dout):
         if self.training:
-            ctx.dweight = kernels().conv2d_backward_weight(dout, ctx.x, self.weight.shape, self.stride,
+            ctx.dweight = kernels(dout).conv2d_backward_weight(dout, ctx.x, self.weight.shape, self.stride,
                                                            self.padding, self.dilation)
             ctx.dbias = dout.sum(axis=(0, 2, 3)) if self.bias is not None else None
         return self.apply_transposed(dout, self.weight, ctx.x.shape)
@@ -86,13 +86,13 @@ class Conv2d(Layer):
         """The convolution with any weights (LRP rules call this with modified weights)."""
         weight = weight.astype(x.dtype, copy=False)
         bias = bias.astype(x.dtype, copy=False) if bias is not None else None
-        return kernels().conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation)
+        return kernels(x).conv2d_forward(x, weight, bias, self.stride, self.padding, self.dilation)
 
     def apply_transposed(self, dout, weight, x_shape):
         """Its transpose: the input gradient for the given weights. The batch size is dout's (DeepLIFT
         carries half of the batch that ran forward)."""
         weight = weight.astype(dout.dtype, copy=False)
-        return kernels().conv2d_backward_input(dout, weight, (dout.shape[0], *x_shape[1:]), self.stride,
+        return kernels(dout).conv2d_backward_input(dout, weight, (dout.shape[0], *x_shape[1:]), self.stride,
                                                self.padding, self.dilation)
 
     def __repr__(self):
@@ -125,10 +125,10 @@ class Linear(Layer):
     def apply(self, x, weight, bias=None):
         weight = weight.astype(x.dtype, copy=False)
         bias = bias.astype(x.dtype, copy=False) if bias is not None else None
-        return kernels().linear_forward(x, weight, bias)           # x @ W^T + b
+        return kernels(x).linear_forward(x, weight, bias)           # x @ W^T + b
 
     def apply_transposed(self, dout, weight, x_shape=None):
-        return kernels().linear_backward_input(dout, weight.astype(dout.dtype, copy=False))   # dout @ W
+        return kernels(dout).linear_backward_input(dout, weight.astype(dout.dtype, copy=False))   # dout @ W
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
@@ -138,13 +138,13 @@ class ReLU(Layer):
     """out = max(x, 0); the gradient passes where x > 0."""
 
     def forward(self, ctx, x):
-        ctx.out = kernels().relu_forward(x)     # out > 0 exactly where x > 0: the mask of the gradient
+        ctx.out = kernels(x).relu_forward(x)     # out > 0 exactly where x > 0: the mask of the gradient
         if ctx.keep_inputs:
             ctx.x = x                           # the pre-activation, for DeepLIFT
         return ctx.out
 
     def grad(self, ctx, dout):
-        return kernels().relu_backward(dout, ctx.out)       # dout where out > 0, else 0
+        return kernels(dout).relu_backward(dout, ctx.out)       # dout where out > 0, else 0
 
 
 class Flatten(Layer):
@@ -187,7 +187,7 @@ class BatchNorm2d(Layer):
         if self.training:
             ctx.x = x                               # only the weight gradient needs it
         scale, shift = self.scale_shift(x.dtype)
-        return kernels().channel_affine(x, scale, shift)
+        return kernels(x).channel_affine(x, scale, shift)
 
     def grad(self, ctx, dout):
         scale, shift = self.scale_shift(dout.dtype)
@@ -195,7 +195,7 @@ class BatchNorm2d(Layer):
             xhat = (ctx.x - self.running_mean[:, None, None]) / np.sqrt(self.running_var[:, None, None] + self.eps)
             ctx.dweight = (dout * xhat).sum(axis=(0, 2, 3))
             ctx.dbias = dout.sum(axis=(0, 2, 3))
-        return kernels().channel_affine(dout, scale, np.zeros_like(shift))      # dout * scale
+        return kernels(dout).channel_affine(dout, scale, np.zeros_like(shift))      # dout * scale
 
     def __repr__(self):
         return f"BatchNorm2d({self.num_features})"
@@ -214,7 +214,7 @@ class Dropout(Layer):
         ctx.keep = None
         if not self.training or self.p == 0:
             return x
-        ctx.keep = (self.rng.random(x.shape) >= self.p) / (1 - self.p)
+        ctx.keep = to_device((self.rng.random(x.shape) >= self.p) / (1 - self.p), like=x)   # drawn here
         return x * ctx.keep.astype(x.dtype)
 
     def grad(self, ctx, dout):

@@ -12,7 +12,10 @@ through ``minixai.fusion`` (same numbers, fewer passes over memory) unless ``mx.
 """
 import threading
 
+import numpy as np
+
 from . import fusion, state
+from .backend import array_module, to_device
 from .layers import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Sequential
 from .rules import Gradient
 from .tape import Tape
@@ -74,7 +77,7 @@ class Model:
         """One forward pass of x (N, C, H, W) on a new tape; `tape.output` holds the logits.
         capture: names whose output (and, after backward, gradient) the tape keeps in tape.outputs/grads;
         keep_inputs: keep what DeepLIFT and LRP need beyond the gradient."""
-        x = check_images(x, self.in_channels, ndim=self._input_ndim())
+        x = check_images(self.place(x), self.in_channels, ndim=self._input_ndim())
         capture = [capture] if isinstance(capture, str) else list(capture or ())
         for name in capture:
             check_layer_name(name, self.layer_names())
@@ -99,7 +102,7 @@ class Model:
         replaces the gradient layer by layer."""
         tape = tape if tape is not None else self._last_tape()
         rule = (rule if rule is not None else Gradient()).prepare(self)
-        return tape.backward(tape.root, grad_out, rule)
+        return tape.backward(tape.root, to_device(grad_out, like=tape.output), rule)
 
     def _last_tape(self):
         tape = getattr(self._last, "tape", None)
@@ -163,6 +166,28 @@ class Model:
     def astype(self, dtype):
         """Cast every parameter and buffer (float64 for gradient checks)."""
         return state.astype(self, dtype)
+
+    def to(self, device):
+        """Move every parameter and buffer to "cuda" / "cuda:N" (CuPy arrays on that GPU) or "cpu" (NumPy);
+        returns the model. Its passes then run where its weights are: a NumPy input to a GPU model is copied
+        there, and the methods give their results back as the kind of array they were given."""
+        return state.to_device(self, device)
+
+    @property
+    def device(self):
+        """"cpu" or "cuda": where the weights are."""
+        return state.device_of(self)
+
+    def place(self, x):
+        """x on the model's device: a NumPy x for a GPU model is copied there (explicitly, once); a GPU x for
+        a CPU model is refused (that copy back would be silent)."""
+        first = next((getattr(layer, attr) for _, layer, attr in self.parameters()), None)
+        if first is None or not hasattr(x, "shape"):
+            return x
+        if array_module(first) is np and array_module(x) is not np:
+            raise TypeError(f"x is a {type(x).__module__}.{type(x).__name__} but the model's weights are on the "
+                            "CPU: call model.to('cuda') first, or pass x.get()")
+        return to_device(x, like=first)
 
     def train(self, mode=True):
         for layer in [self.root, *self._layers.values()]:

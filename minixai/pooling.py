@@ -1,6 +1,4 @@
 """Pooling layers: max, average and adaptive average (same conventions as ``minixai.layers``)."""
-import numpy as np
-
 from .backend import array_module, kernels
 from .kernels.sizes import conv_output_size
 from .layers import Layer, _pair
@@ -19,7 +17,7 @@ class MaxPool2d(Layer):
         ctx.x_shape = x.shape
         if ctx.keep_inputs:
             ctx.x = x                      # for DeepLIFT's max-pool rule
-        out, ctx.argmax = kernels().maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+        out, ctx.argmax = kernels(x).maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
                                                       self.dilation, self.ceil_mode)
         return out
 
@@ -28,7 +26,7 @@ class MaxPool2d(Layer):
 
     def unpool(self, dout, argmax, x_shape):
         """dx of shape x_shape: each output's dout added to the input pixel argmax names (windows may share one)."""
-        return kernels().maxpool2d_backward(dout, argmax, x_shape)
+        return kernels(dout).maxpool2d_backward(dout, argmax, x_shape)
 
     def __repr__(self):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
@@ -50,7 +48,7 @@ class AvgPool2d(Layer):
         N, C, H, W = x.shape
         OH, OW = (conv_output_size(size, k, s, p, 1)
                   for size, k, s, p in zip((H, W), self.kernel_size, self.stride, self.padding))
-        out = kernels().conv2d_forward(x.reshape(N * C, 1, H, W), self._box(x.dtype), None, self.stride,
+        out = kernels(x).conv2d_forward(x.reshape(N * C, 1, H, W), self._box(x), None, self.stride,
                                        self.padding, (1, 1))
         return out.reshape(N, C, OH, OW)
 
@@ -58,13 +56,14 @@ class AvgPool2d(Layer):
         _, C, H, W = ctx.x_shape
         N = dout.shape[0]
         d = dout.reshape(N * C, 1, *dout.shape[2:])
-        return kernels().conv2d_backward_input(d, self._box(dout.dtype), (N * C, 1, H, W), self.stride,
+        return kernels(d).conv2d_backward_input(d, self._box(dout), (N * C, 1, H, W), self.stride,
                                                self.padding, (1, 1)).reshape(N, C, H, W)
 
-    def _box(self, dtype):
-        """Averaging is a convolution with a constant 1/(R*S) kernel on every channel separately."""
+    def _box(self, like):
+        """Averaging is a convolution with a constant 1/(R*S) kernel on every channel separately (made on
+        the device of `like`, in its dtype)."""
         R, S = self.kernel_size
-        return np.full((1, 1, R, S), 1.0 / (R * S), dtype=dtype)
+        return array_module(like).full((1, 1, R, S), 1.0 / (R * S), dtype=like.dtype)
 
     def __repr__(self):
         return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"

@@ -29,6 +29,7 @@ the input under an LRP composite is the relevance map.
 """
 import numpy as np
 
+from .backend import array_module
 from .layers import Add, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU
 
 
@@ -78,7 +79,7 @@ class DeconvNet(Rule):
 
 def stabilize(z, epsilon):
     """z + epsilon * sign(z), with sign(0) = +1, so that no division is by zero (Zennit's convention)."""
-    return z + epsilon * np.where(z >= 0, 1, -1).astype(z.dtype)
+    return z + epsilon * array_module(z).where(z >= 0, 1, -1).astype(z.dtype)
 
 
 def _pos(a):
@@ -116,7 +117,8 @@ class Epsilon(LRPRule):
         z, back = _term(layer, x, layer.weight, layer.bias)
         denominator = stabilize(z, self.epsilon)
         # LRP-0 (epsilon=0) on an output with z = 0 (e.g. all its inputs are 0): it holds no relevance, s = 0
-        s = np.divide(R, denominator, out=np.zeros_like(R), where=denominator != 0)
+        nonzero = denominator != 0
+        s = array_module(R).where(nonzero, R / array_module(R).where(nonzero, denominator, 1), 0)
         return x * back(s)
 
 
@@ -195,8 +197,9 @@ class ZBox(LRPRule):
 
     def relevance(self, layer, x, R):
         w, b = layer.weight, layer.bias
-        low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
-        high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
+        xp = array_module(x)
+        low = xp.broadcast_to(xp.asarray(self.low, x.dtype), x.shape)     # the bounds, copied to x's device
+        high = xp.broadcast_to(xp.asarray(self.high, x.dtype), x.shape)
         z1, back1 = _term(layer, x, w, b)
         z2, back2 = _term(layer, low, _pos(w), _pos(b))
         z3, back3 = _term(layer, high, _neg(w), _neg(b))
@@ -275,18 +278,19 @@ class DeepLiftRescale(Rule):
         return layer.grad(ctx, dout)
 
     def _rescale(self, dx, gradient, delta_out_times_dout):
-        safe = np.where(np.abs(dx) < self.eps, 1, dx)
-        return np.where(np.abs(dx) < self.eps, gradient, delta_out_times_dout / safe)
+        xp = array_module(dx)
+        tiny = xp.abs(dx) < self.eps
+        return xp.where(tiny, gradient, delta_out_times_dout / xp.where(tiny, 1, dx))
 
     def _relu(self, ctx, dout):
-        x, x_ref = np.split(ctx.x, 2)
+        x, x_ref = ctx.x[:len(dout)], ctx.x[len(dout):]
         dy = np.maximum(x, 0) - np.maximum(x_ref, 0)
         return self._rescale(x - x_ref, dout * (x > 0), dout * dy)
 
     def _maxpool(self, layer, ctx, dout):
         half_shape = (dout.shape[0], *ctx.x_shape[1:])
-        x, x_ref = np.split(ctx.x, 2)
-        arg, arg_ref = np.split(ctx.argmax, 2)
+        n = len(dout)
+        x, x_ref, arg, arg_ref = ctx.x[:n], ctx.x[n:], ctx.argmax[:n], ctx.argmax[n:]
         y, y_ref = _gather(x, arg), _gather(x_ref, arg_ref)
         top = np.maximum(y, y_ref)
         unpool = layer.unpool
@@ -297,5 +301,5 @@ class DeepLiftRescale(Rule):
 def _gather(x, argmax):
     """The pooled values: x at the stored argmax of each window."""
     N, C = x.shape[:2]
-    flat = np.take_along_axis(x.reshape(N, C, -1), argmax.reshape(N, C, -1), axis=2)
+    flat = array_module(x).take_along_axis(x.reshape(N, C, -1), argmax.reshape(N, C, -1), axis=2)
     return flat.reshape(argmax.shape)

@@ -1,6 +1,9 @@
 """A model's arrays by torchvision key: reading them out, loading them in (every key and shape checked),
-casting them. ``Model.state_dict``, ``load_state_dict`` and ``astype`` call these."""
+casting them, moving them between CPU and GPU. ``Model.state_dict``, ``load_state_dict``, ``astype`` and ``to``
+call these."""
 import numpy as np
+
+from .backend import array_module, to_host
 
 
 def entries(model):
@@ -36,7 +39,9 @@ def load_state_dict(model, weights, strict=True):
         raise ValueError(f"weights do not fit {model.arch or 'the model'}: " + " | ".join(problems))
     for key, (layer, attr) in found.items():
         if key in weights:
-            setattr(layer, attr, np.ascontiguousarray(weights[key], dtype=getattr(layer, attr).dtype))
+            current = getattr(layer, attr)
+            value = np.ascontiguousarray(to_host(weights[key]), dtype=current.dtype)
+            setattr(layer, attr, array_module(current).asarray(value))      # stays on the model's device
     return model
 
 
@@ -45,6 +50,38 @@ def astype(model, dtype):
     for _, layer, attr in entries(model):
         setattr(layer, attr, getattr(layer, attr).astype(dtype))
     return model
+
+
+def to_device(model, device):
+    """Every parameter and buffer as CuPy arrays on "cuda" / "cuda:N", or NumPy arrays on "cpu"; or, with an
+    array module for `device` (anything with `asarray`, e.g. cupy), as that module's arrays."""
+    if hasattr(device, "asarray"):
+        return _move(model, device.asarray)
+    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        move = to_host
+    else:
+        try:
+            import cupy
+        except ImportError as e:
+            raise ValueError("a model on the GPU needs CuPy and a CUDA GPU: pip install 'minixai[gpu]'") from e
+        with cupy.cuda.Device(int(device.split(":")[1]) if ":" in device else 0):
+            return _move(model, cupy.asarray)
+    return _move(model, move)
+
+
+def _move(model, move):
+    for _, layer, attr in entries(model):
+        setattr(layer, attr, move(getattr(layer, attr)))
+    return model
+
+
+def device_of(model):
+    """"cpu" for NumPy weights, "cuda" for CuPy's (another array module: its name)."""
+    first = next((getattr(layer, attr) for _, layer, attr in entries(model)), None)
+    xp = np if first is None else array_module(first)
+    return "cpu" if xp is np else "cuda" if xp.__name__ == "cupy" else xp.__name__
 
 
 def _first(keys, n=10):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .backend import array_module, to_host
 from .methods._common import batches
 from .methods.integrated import quadrature
 from .validate import check_images, check_layer_name, check_positive
@@ -184,8 +185,9 @@ def cluster_channels(profiles, k, seed=0):
 
 def _cluster_seed(out, channels):
     """dT_v/d(out): 1/(H W) on the cluster's channels, 0 elsewhere (T_v = sum_j mean_hw out_j)."""
-    seed = np.zeros_like(out)
-    seed[:, channels] = 1.0 / np.prod(out.shape[2:], dtype=np.int64)
+    xp = array_module(out)
+    seed = xp.zeros_like(out)
+    seed[:, xp.asarray(channels)] = 1.0 / np.prod(out.shape[2:], dtype=np.int64)
     return seed
 
 
@@ -197,13 +199,14 @@ def _edge_sums(sub, a, targets, alphas, weights, points, literal, bar):
     sums = np.zeros((len(targets), a.shape[1]))
     for chunk in batches(len(alphas), max(1, points // B)):
         last = chunk.stop == len(alphas)
-        al = alphas[chunk].astype(a.dtype).reshape(-1, *([1] * a.ndim))
+        xp = array_module(a)
+        al = xp.asarray(alphas[chunk], dtype=a.dtype).reshape(-1, *([1] * a.ndim))
         tape = sub.record((al * a[None]).reshape(-1, *a.shape[1:]))          # (S*B, ...) path points
         for v, channels in enumerate(targets):
             g = sub.backward(_cluster_seed(tape.output, channels), tape=tape).reshape(len(al), *a.shape)
-            g = np.tensordot(weights[chunk].astype(a.dtype), g, axes=1)       # sum_k w_k grad at alpha_k
+            g = xp.tensordot(xp.asarray(weights[chunk], dtype=a.dtype), g, axes=1)   # sum_k w_k grad at alpha_k
             contrib = g if literal else a * g
-            sums[v] += contrib.reshape(B, a.shape[1], -1).sum(axis=(0, 2), dtype=np.float64)
+            sums[v] += to_host(contrib.reshape(B, a.shape[1], -1).sum(axis=(0, 2), dtype=np.float64))
             bar.update(1 if last else 0)                                     # one tick per target and batch
     return sums
 
@@ -225,7 +228,7 @@ def summit(model, images, layers, clusters=8, steps=16, method="gausslegendre", 
     E_x[T_v(a(x))] - T_v(0), so an edge weight is a share of v's activation and weights are comparable
     across layers. literal=True: eq. 6 as printed in the seed, the path-averaged gradient WITHOUT the factor
     a_i (a sensitivity, not an attribution: no completeness, and silent channels still get weight)."""
-    x = check_images(images, model.in_channels, "images", ndim=2 if model.in_channels is None else 4)
+    x = check_images(model.place(images), model.in_channels, "images", ndim=2 if model.in_channels is None else 4)
     layers = _check_layers(model, layers)
     clusters = check_positive(clusters, "clusters")
     steps = check_positive(steps, "steps")
@@ -237,7 +240,7 @@ def summit(model, images, layers, clusters=8, steps=16, method="gausslegendre", 
     pooled = {name: [] for name in layers}
     for chunk in tqdm(chunks, desc="summit: activations", disable=not progress or len(chunks) < 2):
         for name, out in model.activations(x[chunk], layers).items():
-            pooled[name].append(channel_profiles(out).astype(np.float64))
+            pooled[name].append(to_host(channel_profiles(out).astype(np.float64)))   # small: clustered here
     profiles = {name: np.concatenate(p, axis=1) for name, p in pooled.items()}       # (C, N) per layer
     groups = {name: _clusters_of(name, profiles[name], clusters, seed) for name in layers}
 
@@ -251,7 +254,8 @@ def summit(model, images, layers, clusters=8, steps=16, method="gausslegendre", 
         for pair in pairs:
             a = acts[pair[0]]
             if pair not in at_zero:                                   # T(0): the baseline's pooled output
-                at_zero[pair] = channel_profiles(subs[pair].record(np.zeros_like(a[:1])).output)[:, 0]
+                zero = array_module(a).zeros_like(a[:1])
+                at_zero[pair] = to_host(channel_profiles(subs[pair].record(zero).output)[:, 0])
             sums[pair] = sums[pair] + _edge_sums(subs[pair], a, groups[pair[1]], alphas, weights, points,
                                                  literal, bar)
     bar.close()

@@ -5,6 +5,8 @@ tape, gathered by ``model.parameter_gradients(tape)``).
 """
 import numpy as np
 
+from .backend import array_module
+
 
 def cross_entropy(logits, labels):
     """Mean of -log softmax(z)_y over the batch, and its gradient d loss / d z = (softmax(z) - onehot(y)) / N."""
@@ -14,12 +16,14 @@ def cross_entropy(logits, labels):
                          f"{logits.shape} and labels of shape {labels.shape} ({labels.dtype})")
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got {labels.min()}..{labels.max()}")
+    xp = array_module(logits)
     z = logits - logits.max(axis=1, keepdims=True)                 # shift for a stable log-sum-exp
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     n = len(labels)
-    loss = -log_p[np.arange(n), labels].mean()
+    rows, cols = xp.arange(n), xp.asarray(labels)                  # on the logits' device
+    loss = -log_p[rows, cols].mean()
     dlogits = np.exp(log_p)
-    dlogits[np.arange(n), labels] -= 1
+    dlogits[rows, cols] -= 1
     return float(loss), dlogits / n
 
 

@@ -30,18 +30,19 @@ PRETRAINED = {name: "imagenet" for name in ARCHITECTURES}
 PRETRAINED["shapes"] = SHAPES_WEIGHTS
 
 
-def load(name, weights="pretrained", seed=0):
+def load(name, weights="pretrained", seed=0, device="cpu"):
     """The model `name` (one of ARCHITECTURES) with `weights`.
 
     weights="pretrained": its standard trained weights (torchvision's ImageNet weights for the torchvision
     architectures, from the local cache or downloaded; the shipped file for "shapes"). Anything else is
     passed to the builder: None (seeded random init), a dict, a .npz/.pth path, "imagenet".
+    device: "cpu" (NumPy arrays) or "cuda" / "cuda:N" (CuPy arrays on that GPU), see Model.to.
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(ARCHITECTURES)}")
     if isinstance(weights, str) and weights == "pretrained":
         weights = PRETRAINED[name]
-    return ARCHITECTURES[name](weights=weights, seed=seed)
+    return ARCHITECTURES[name](weights=weights, seed=seed, device=device)
 
 
 __all__ = ["shapes", "vgg11", "vgg16", "alexnet", "resnet18", "resnet34", "resnet50", "inception_v3",

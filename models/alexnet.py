@@ -13,7 +13,7 @@ from minixai.layers import AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, 
 from .common import build
 
 
-def alexnet(weights=None, seed=0, num_classes=1000):
+def alexnet(weights=None, seed=0, num_classes=1000, device="cpu"):
     """AlexNet. weights: None (seeded random init), a {torchvision key: array} dict, a .npz/.pth path,
     or "imagenet" (see ``minixai.models.common``). seed: random init and dropout masks (training only)."""
     features = Sequential(
@@ -28,4 +28,4 @@ def alexnet(weights=None, seed=0, num_classes=1000):
         Linear(4096, num_classes))
     root = Sequential(features, AdaptiveAvgPool2d((6, 6)), Flatten(), classifier,
                       names=["features", "avgpool", "flatten", "classifier"])
-    return build(root, "alexnet", weights, seed, num_classes, linear_init="uniform")
+    return build(root, "alexnet", weights, seed, num_classes, linear_init="uniform", device=device)

@@ -63,19 +63,20 @@ def read_weights(weights, arch):
     return store.load_pth(path), {}
 
 
-def build(root, arch, weights=None, seed=0, num_classes=IMAGENET_CLASSES, linear_init="normal"):
-    """Wrap `root` in a Model with the ImageNet spec, then load `weights` or initialise from `seed`."""
+def build(root, arch, weights=None, seed=0, num_classes=IMAGENET_CLASSES, linear_init="normal", device="cpu"):
+    """Wrap `root` in a Model with the ImageNet spec, then load `weights` or initialise from `seed`, and put
+    it on `device` ("cpu", "cuda", "cuda:N": see Model.to)."""
     check_positive(num_classes, "num_classes")
     model = Model(root, spec=imagenet_spec(num_classes), arch=arch)
     state, meta = read_weights(weights, arch)
     if state is None:
-        return initialise(model, seed, linear=linear_init)
+        return initialise(model, seed, linear=linear_init).to(device)
     saved_arch = meta.get("architecture")
     if saved_arch is not None and str(saved_arch) != arch:
         raise ValueError(f"these weights are for {saved_arch!r}, not {arch!r}: use models.{saved_arch}(weights=...)")
     model.load_state_dict(state)
     apply_meta(model.spec, meta)
-    return model
+    return model.to(device)
 
 
 def apply_meta(spec, meta):

@@ -30,7 +30,7 @@ def make_stage(block, inplanes, planes, blocks, stride):
     return Sequential(*layers)
 
 
-def resnet(arch, weights=None, seed=0, num_classes=1000):
+def resnet(arch, weights=None, seed=0, num_classes=1000, device="cpu"):
     """ResNet by name ("resnet18", "resnet34", "resnet50"); see `resnet50` for the arguments."""
     block, blocks = DEPTHS[arch]
     layers, names = [Conv2d(3, 64, 7, stride=2, padding=3, bias=False), BatchNorm2d(64), ReLU(),
@@ -42,23 +42,25 @@ def resnet(arch, weights=None, seed=0, num_classes=1000):
         inplanes = planes * block.expansion
     layers += [AdaptiveAvgPool2d(1), Flatten(), Linear(inplanes, num_classes)]
     names += ["avgpool", "flatten", "fc"]
-    return build(Sequential(*layers, names=names), arch, weights, seed, num_classes, linear_init="uniform")
+    return build(Sequential(*layers, names=names), arch, weights, seed, num_classes, linear_init="uniform",
+                 device=device)
 
 
-def resnet18(weights=None, seed=0, num_classes=1000):
+def resnet18(weights=None, seed=0, num_classes=1000, device="cpu"):
     """ResNet-18 (BasicBlock, 2-2-2-2). Arguments as `resnet50`."""
-    return resnet("resnet18", weights, seed, num_classes)
+    return resnet("resnet18", weights, seed, num_classes, device)
 
 
-def resnet34(weights=None, seed=0, num_classes=1000):
+def resnet34(weights=None, seed=0, num_classes=1000, device="cpu"):
     """ResNet-34 (BasicBlock, 3-4-6-3). Arguments as `resnet50`."""
-    return resnet("resnet34", weights, seed, num_classes)
+    return resnet("resnet34", weights, seed, num_classes, device)
 
 
-def resnet50(weights=None, seed=0, num_classes=1000):
+def resnet50(weights=None, seed=0, num_classes=1000, device="cpu"):
     """ResNet-50 (Bottleneck, 3-4-6-3).
 
     weights: None (seeded random init), a {torchvision key: array} dict, a .npz/.pth path, or "imagenet"
     (see ``minixai.models.common``). seed: random init. num_classes: outputs of ``fc``.
+    device: "cpu" (NumPy) or "cuda"/"cuda:N" (CuPy), see Model.to.
     """
-    return resnet("resnet50", weights, seed, num_classes)
+    return resnet("resnet50", weights, seed, num_classes, device)

@@ -37,7 +37,7 @@ def _shipped_weights():
 SHAPES_WEIGHTS = _shipped_weights()
 
 
-def shapes(weights=None, seed=0):
+def shapes(weights=None, seed=0, device="cpu"):
     """The shapes CNN with the shapes world's input spec; weights as for the other builders
     (models.load("shapes") passes the shipped file)."""
     from minixai.data.shapes import CLASS_NAMES, SPEC
@@ -50,7 +50,7 @@ def shapes(weights=None, seed=0):
                                 "recreate them with: python -m minixai.train_shapes")
     state, meta = read_weights(weights, "shapes")
     if state is None:
-        return initialise(model, seed, linear="uniform")
+        return initialise(model, seed, linear="uniform").to(device)
     if meta.get("architecture", "shapes") != "shapes":
         raise ValueError(f"these weights are for {meta['architecture']!r}, not the shapes CNN")
-    return model.load_state_dict(state)
+    return model.load_state_dict(state).to(device)

@@ -29,7 +29,7 @@ def make_features(config, in_channels=3):
     return Sequential(*layers)
 
 
-def vgg(arch, weights=None, seed=0, num_classes=1000):
+def vgg(arch, weights=None, seed=0, num_classes=1000, device="cpu"):
     """VGG by configuration name ("vgg11", "vgg16"); see `vgg16` for the arguments."""
     classifier = Sequential(
         Linear(512 * 7 * 7, 4096), ReLU(), Dropout(0.5, seed=[seed, 2]),
@@ -37,19 +37,19 @@ def vgg(arch, weights=None, seed=0, num_classes=1000):
         Linear(4096, num_classes))
     root = Sequential(make_features(CONFIGS[arch]), AdaptiveAvgPool2d((7, 7)), Flatten(), classifier,
                       names=["features", "avgpool", "flatten", "classifier"])
-    return build(root, arch, weights, seed, num_classes, linear_init="normal")
+    return build(root, arch, weights, seed, num_classes, linear_init="normal", device=device)
 
 
-def vgg11(weights=None, seed=0, num_classes=1000):
+def vgg11(weights=None, seed=0, num_classes=1000, device="cpu"):
     """VGG-11 (configuration A, 8 convolutions). Arguments as `vgg16`."""
-    return vgg("vgg11", weights, seed, num_classes)
+    return vgg("vgg11", weights, seed, num_classes, device)
 
 
-def vgg16(weights=None, seed=0, num_classes=1000):
+def vgg16(weights=None, seed=0, num_classes=1000, device="cpu"):
     """VGG-16 (configuration D, 13 convolutions).
 
     weights: None (seeded random init), a {torchvision key: array} dict, a .npz/.pth path, or "imagenet"
     (see ``minixai.models.common``). seed: random init and dropout masks (training only).
-    num_classes: outputs of ``classifier.6``.
+    num_classes: outputs of ``classifier.6``. device: "cpu" (NumPy) or "cuda"/"cuda:N" (CuPy), see Model.to.
     """
-    return vgg("vgg16", weights, seed, num_classes)
+    return vgg("vgg16", weights, seed, num_classes, device)

@@ -43,6 +43,9 @@ def main(argv=None):
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"minixai: error: {message}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print("minixai: error: out of memory: the input or the model is too large for this machine", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("minixai: interrupted", file=sys.stderr)
         return 130

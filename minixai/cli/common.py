@@ -72,9 +72,28 @@ def explain(model, x, methods, target, seed=0, progress=True):
 
 
 def figure(x, maps, spec, title, path):
+    """Draw the maps and save them; returns the path really written (see output_path)."""
     from minixai import viz
+    path = output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     viz.save(viz.panel(x, {k: v[0:1] for k, v in maps.items()}, spec=spec, title=title), path)
+    return path
+
+
+def output_path(out):
+    """The file a figure saved as `out` really lands in: matplotlib adds its default format's suffix to a
+    name without one (`a` -> `a.png`); a suffix matplotlib cannot write is refused with the valid ones."""
+    import matplotlib
+    from matplotlib.backend_bases import FigureCanvasBase
+    path = Path(out)
+    if path.is_dir():
+        raise CLIError(f"--out {out} is a directory; give a file name such as {path / 'figure.png'}")
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        return path.with_name(f"{path.name}.{matplotlib.rcParams['savefig.format']}")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise CLIError(f"--out {out}: unknown figure format '.{suffix}'; valid: {', '.join(sorted(formats))}")
     return path
 
 

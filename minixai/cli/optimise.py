@@ -1,10 +1,9 @@
 """The commands that optimise an image: `minixai counterfactual` (seed 003) and `minixai filters` (seed 004)."""
 import json
-from pathlib import Path
 
 import numpy as np
 
-from .common import CLIError, load_image, load_model, model_options, target_class
+from .common import CLIError, load_image, load_model, model_options, output_path, target_class
 
 
 def cmd_counterfactual(args):
@@ -18,7 +17,7 @@ def cmd_counterfactual(args):
     target = target_class(args.target, model.spec, model(x))
     result = mx.counterfactual(model, x, target, lr=args.lr, steps=args.steps, threshold=args.threshold,
                                progress=not args.json)
-    out = Path(args.out)
+    out = output_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     viz.save(compare_figure(model, result, method=args.method), out)
     names = model.spec.class_names
@@ -46,7 +45,7 @@ def cmd_filters(args):
     results = mx.maximize_filters(model, args.layer, range(args.count), steps=args.steps, lr=args.lr,
                                   seed=args.seed, size=args.size, batch_size=args.batch_size,
                                   progress=not args.json)
-    out = Path(args.out)
+    out = output_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{args.model} {args.layer}: filters 0-{args.count - 1}, {args.steps} steps of gradient ascent"
     viz.save(viz.filter_grid(results, title=title), out)

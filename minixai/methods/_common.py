@@ -1,23 +1,40 @@
 """What every attribution method starts with: checked inputs, the output seed, one backward pass."""
+import functools
+
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..backend import array_module, to_host
 from ..validate import check_images, check_positive, check_targets
 
 
 def prepare(model, x, target):
-    """Validate x (N, C, H, W) and target; returns (x, targets or None)."""
-    x = check_images(x, model.in_channels)
+    """Validate x (N, C, H, W) and target; returns (x on the model's device, targets (N,) or None)."""
+    x = check_images(model.place(x), model.in_channels)
     targets = None if target is None else check_targets(target, x.shape[0], model.num_outputs)
     return x, targets
 
 
+def returns_like_input(method):
+    """Give `method`'s result back as the kind of array x was: NumPy for a NumPy x (also when the model is
+    on a GPU: x is copied there by `prepare`, the result copied back once, explicitly), a GPU array for a
+    GPU x. A tuple result (attributions, delta) is converted item by item."""
+    @functools.wraps(method)
+    def run(model, x, *args, **kwargs):
+        result = method(model, x, *args, **kwargs)
+        if not hasattr(x, "shape") or array_module(x) is not np:
+            return result
+        return tuple(to_host(r) for r in result) if isinstance(result, tuple) else to_host(result)
+    return run
+
+
 def output_seed(logits, targets):
     """d(explained score)/d(logits): one-hot rows for the targets, all ones for target=None (sum of logits)."""
+    xp = array_module(logits)
     if targets is None:
-        return np.ones_like(logits)
-    seed = np.zeros_like(logits)
-    seed[np.arange(len(targets)), targets] = 1
+        return xp.ones_like(logits)
+    seed = xp.zeros_like(logits)
+    seed[xp.arange(len(targets)), xp.asarray(targets)] = 1
     return seed
 
 

@@ -5,10 +5,11 @@
 """
 import numpy as np
 
+from ..backend import array_module
 from ..images import resize_bilinear
 from ..layers import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
 from ..validate import check_layer_name
-from ._common import input_gradient, prepare
+from ._common import input_gradient, prepare, returns_like_input
 from .backprop import guided_backprop
 
 
@@ -39,6 +40,7 @@ def layer_gradient(model, x, targets, layer):
     return A, input_gradient(head, A, targets)[0]
 
 
+@returns_like_input
 def gradcam(model, x, target, layer=None, upsample=True, relu=True):
     """Class activation map (N, H, W) of the input size (upsample=True, bilinear) or (N, h, w) of the layer's.
     layer: a layer name (default: `default_layer(model)`); relu=False keeps the negative evidence."""
@@ -48,12 +50,13 @@ def gradcam(model, x, target, layer=None, upsample=True, relu=True):
     if A.ndim != 4:
         raise ValueError(f"Grad-CAM needs a layer with spatial maps (N, K, h, w); {layer!r} outputs {A.shape}")
     alpha = dA.mean(axis=(2, 3))                                  # (N, K)
-    cam = np.einsum("nk,nkij->nij", alpha, A)
+    cam = array_module(A).einsum("nk,nkij->nij", alpha, A)
     if relu:
         cam = np.maximum(cam, 0)
     return resize_bilinear(cam, x.shape[2:]) if upsample else cam
 
 
+@returns_like_input
 def guided_gradcam(model, x, target, layer=None):
     """Guided backprop times the upsampled Grad-CAM map, shape (N, C, H, W)."""
     cam = gradcam(model, x, target, layer, upsample=True)

@@ -7,9 +7,10 @@ Completeness (eq. 5): sum_i A_i = F(x) - F(x') up to the quadrature error, retur
 """
 import numpy as np
 
+from ..backend import array_module
 from ..baselines import make_baseline
 from ..validate import check_positive
-from ._common import input_gradient, prepare, sample_chunks
+from ._common import input_gradient, prepare, returns_like_input, sample_chunks
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
@@ -40,16 +41,18 @@ def path_gradients(model, x, baseline, targets, steps, method, batch_size=None, 
     """sum_k w_k * grad F(x' + a_k (x - x')) for every image: the path-averaged gradient (shape of x).
     batch_size bounds how many path points go through the network at once (None: all steps)."""
     alphas, weights = quadrature(steps, method)
-    total = np.zeros_like(x)
+    total = array_module(x).zeros_like(x)
     for chunk in sample_chunks(steps, x.shape[0], batch_size, "integrated gradients", progress):
-        a = alphas[chunk].astype(x.dtype)[:, None, None, None, None]
+        xp = array_module(x)
+        a = xp.asarray(alphas[chunk], dtype=x.dtype)[:, None, None, None, None]
         points = (baseline[None] + a * (x - baseline)[None]).reshape(-1, *x.shape[1:])
         t = None if targets is None else np.tile(targets, len(a))
         grads = input_gradient(model, points, t, rule)[0].reshape(len(a), *x.shape)
-        total += np.tensordot(weights[chunk].astype(x.dtype), grads, axes=1)
+        total += xp.tensordot(xp.asarray(weights[chunk], dtype=x.dtype), grads, axes=1)
     return total
 
 
+@returns_like_input
 def integrated_gradients(model, x, target, baseline="black", steps=50, method="gausslegendre",
                          batch_size=None, return_delta=False, seed=0, progress=True):
     """IG attributions (N, C, H, W); with return_delta also delta (N,) = sum(A) - (F(x) - F(x')).
@@ -68,5 +71,6 @@ def completeness_delta(model, x, reference, targets, attributions):
     """sum_i A_i - (F(x) - F(x')) per image: how far the attributions are from eq. 5."""
     def score(inputs):
         logits = model.record(inputs).output
-        return logits.sum(axis=1) if targets is None else logits[np.arange(len(targets)), targets]
+        xp = array_module(logits)
+        return logits.sum(axis=1) if targets is None else logits[xp.arange(len(targets)), xp.asarray(targets)]
     return attributions.sum(axis=(1, 2, 3)) - (score(x) - score(reference))
