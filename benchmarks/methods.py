@@ -11,6 +11,11 @@ guided (GuidedBackprop), deconvnet (Deconvolution), deeplift (DeepLift, Rescale)
 bilinear LayerAttribution.interpolate, as mx.gradcam upsamples) and guided_gradcam (GuidedGradCam, bilinear);
 Zennit for lrp (EpsilonPlusFlat, ResNetCanonizer / VGGCanonizer); pytorch-grad-cam's GradCAM as a second
 gradcam row. Baselines: black (minixai's default), the same array given to Captum. Targets: the top class.
+The Grad-CAM family (gradcam++, xgradcam, hirescam, layercam, scorecam, ablationcam, eigencam) runs against
+pytorch-grad-cam's class of the same name at mx's default layer, both maps scaled to [0, 1] as that library
+scales them; ScoreCAM and AblationCAM with pytorch-grad-cam's batch sizes (16 and 32) and minixai's
+--cam-batch (32). On ResNet-50 each of them runs 2048 passes per call: they get no warm-up call (the kernels
+are warm from the other rows), and the agreement column compares their first round.
 
 The torch model is prepared by tests/torch_peers.py, as for tests/test_parity_methods.py (read its
 docstring): one ReLU module per call site and none inplace (Captum's DeepLift refuses torchvision's ResNet
@@ -47,7 +52,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
 MODELS = ("vgg16", "resnet50")
 METHOD_NAMES = ("saliency", "gxi", "smoothgrad", "ig", "guided", "deconvnet", "deeplift", "gradcam",
-                "guided_gradcam", "lrp")                      # mx.METHODS, in the table's order
+                "guided_gradcam", "lrp", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam",
+                "ablationcam", "eigencam")                    # mx.METHODS, in the table's order
+CAM_CLASSES = {"gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
+               "layercam": "LayerCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
+               "eigencam": "EigenCAM"}                       # pytorch-grad-cam's class for each
+SLOW = ("scorecam", "ablationcam")                            # a network pass per channel
 
 
 # ---- the models -----------------------------------------------------------------------------------------
@@ -140,8 +150,29 @@ def rows(arch, net, model, x, black, target, args):
         ("guided_gradcam", "Captum", lambda: mx.guided_gradcam(model, x, target),
          captum(attr.GuidedGradCam(net, layer), interpolate_mode="bilinear")),
         ("lrp", "Zennit", lambda: mx.lrp(model, x, target, composite="epsilon_plus_flat"), lrp_zennit),
-    ]
+    ] + cam_rows(net, model, x, target, layer, normalised, args)
     return [row for row in table if row[0] in args.methods]
+
+
+def cam_rows(net, model, x, target, layer, normalised, args):
+    """The Grad-CAM family against pytorch-grad-cam, (method, peer, minixai call, peer call) as in `rows`."""
+    import torch
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    import minixai as mx
+
+    def ours(name):
+        options = {"batch_size": args.cam_batch, "progress": False} if name in SLOW else {}
+        return lambda: normalised(mx.METHODS[name](model, x, target, **options))
+
+    def theirs(name):
+        def call():
+            with getattr(pytorch_grad_cam, CAM_CLASSES[name])(model=net, target_layers=[layer]) as cam:
+                return cam(input_tensor=torch.from_numpy(x).requires_grad_(), targets=[ClassifierOutputTarget(target)])
+        return call
+
+    return [(name, "pytorch-grad-cam", ours(name), theirs(name)) for name in CAM_CLASSES]
 
 
 def relative_l2(ours, theirs):
@@ -163,17 +194,22 @@ def time_table(args):
         table = rows(arch, net, model, x, black, target, args)
         agreement = {}
         for method, peer, ours, theirs in table:                 # warm-up, and the agreement column
+            if method in SLOW:
+                continue                                          # minutes per call: round 1 compares them
             agreement[method, peer] = None if method == "smoothgrad" else relative_l2(ours(), theirs())
             print(f"  {arch} {method} ({peer}): warm, relative L2 difference {agreement[method, peer]}",
                   file=sys.stderr, flush=True)
         times = {(method, peer, engine): [] for method, peer, _, _ in table for engine in ("mx", "peer")}
         for r in range(args.rounds):
             for method, peer, ours, theirs in table:
+                outputs = {}
                 for engine, call in (("mx", ours), ("peer", theirs)):
                     gc.collect()
                     start = time.perf_counter()
-                    call()
+                    outputs[engine] = call()
                     times[method, peer, engine].append(time.perf_counter() - start)
+                if (method, peer) not in agreement:
+                    agreement[method, peer] = relative_l2(outputs["mx"], outputs["peer"])
                 print(f"  {arch} round {r + 1} {method} ({peer}): minixai {times[method, peer, 'mx'][-1]:.2f} s, "
                       f"peer {times[method, peer, 'peer'][-1]:.2f} s", file=sys.stderr, flush=True)
         for method, peer, _, _ in table:
@@ -240,6 +276,8 @@ def main():
     parser.add_argument("--samples", type=int, default=50, help="SmoothGrad n (default: minixai's 50)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per pass for IG/SmoothGrad in the time table, both engines (default: all)")
+    parser.add_argument("--cam-batch", type=int, default=32,
+                        help="masked/ablated images per pass for minixai's scorecam and ablationcam")
     parser.add_argument("--memory-steps", type=int, default=50)
     parser.add_argument("--no-memory", action="store_true", help="skip the IG peak-memory subprocesses")
     parser.add_argument("--memory-only", action="store_true", help="only the IG peak-memory table")

@@ -72,11 +72,8 @@ def scorecam(model, x, target, layer=None, upsample=True, batch_size=32, progres
     A = activations(model, x, layer, "Score-CAM")
     N, K = A.shape[:2]
     scores = np.zeros((N, K), dtype=A.dtype)
-    masks = None
     for n, ks in _batches(N, K, batch_size, "score-cam", progress):
-        if ks.start == 0:
-            masks = score_masks(A[n], x.shape[2:])                      # (K, H, W), this image's masks
-        masked = x[n][None] * masks[ks][:, None]                         # (k, C, H, W): x * M_k
+        masked = x[n][None] * score_masks(A[n, ks], x.shape[2:])[:, None]      # (k, C, H, W): x * M_k
         t = None if targets is None else np.full(ks.stop - ks.start, targets[n])
         scores[n, ks] = explained_scores(model.record(masked).output, t)
     return finish(weighted_sum(softmax(scores), A), x, upsample)
