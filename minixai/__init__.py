@@ -10,6 +10,7 @@ from .methods import ablationcam, eigencam, gradcam_plus_plus, hirescam, layerca
 from .model import Model
 from .spec import InputSpec
 from .summit import summit
+from .trace import trace
 
 __version__ = "0.1.0"
 
@@ -29,4 +30,4 @@ __all__ = ["layers", "data", "viz", "models", "weights", "evaluation", "rules", 
            "get_backend", "set_backend", "use_backend", "unfused", "METHODS", "saliency", "gradient_x_input",
            "smoothgrad", "vargrad", "integrated_gradients", "guided_backprop", "deconvnet", "gradcam",
            "guided_gradcam", "lrp", "deeplift", "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam",
-           "ablationcam", "eigencam", "summit", "counterfactual", "maximize_filter", "maximize_filters"]
+           "ablationcam", "eigencam", "summit", "trace", "counterfactual", "maximize_filter", "maximize_filters"]

@@ -72,6 +72,13 @@ class Model:
                 return 4
         return None
 
+    def summary(self, input_shape=None, depth=None):
+        """Every named layer with its type, output shape, parameters and multiply-adds, then the totals
+        (minixai.summary): print it, or read .rows, .total_params, .total_madds. input_shape: (N, C, H, W),
+        default one image at the spec's size; depth: list layers down to this level of the tree only."""
+        from .summary import summarize
+        return summarize(self, input_shape, depth)
+
     # ---- forward / backward ----------------------------------------------------------------------
     def record(self, x, capture=(), keep_inputs=False):
         """One forward pass of x (N, C, H, W) on a new tape; `tape.output` holds the logits.

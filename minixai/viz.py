@@ -20,6 +20,7 @@ The exercises of seed 003, one call each (x = mx.images.load(path, spec=model.sp
                                                     "sum of all logits": mx.saliency(model, x, None)}, spec=model.spec)
     original vs counterfactual            minixai.counterfactual.compare_figure(model, mx.counterfactual(model, x, c))
 Seed 004, the first 64 filters of a layer:   filter_grid(mx.maximize_filters(model, "layer3", range(64)))
+Seed 004, the activations of a layer:       feature_maps(model, x, "layer1", channels=range(64))
 Signed attributions (gradient x input, IG, LRP, DeepLIFT): diverging(a), i.e. heatmap(a, norm="absmax").
 """
 import matplotlib.colors
@@ -330,3 +331,7 @@ def save(fig, path, dpi=150):
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+# seed 004's activation maps of one layer live in their own module; they belong to viz's drawings
+from .feature_maps import feature_maps  # noqa: E402,F401

@@ -7,6 +7,8 @@
     minixai filters --model shapes --layer features.6 --count 64 --steps 30 --out filters.png
     minixai summit --layers features.4,features.7,features.10 --clusters 8 --steps 16 --images 32 --out graph.html
     minixai evaluate --model shapes --methods saliency,gradcam --images 200 --out evaluation.png
+    minixai trace IMAGE --model shapes --method lrp --composite epsilon_plus_flat --out trace.png
+    minixai summary --model resnet50 --depth 1
 
 IMAGE is an image file, or `shapes:N` for the N-th image of the shapes world's held-out set.
 Errors print one line and exit with status 1 (2 for a wrong command line).
@@ -14,10 +16,11 @@ Errors print one line and exit with status 1 (2 for a wrong command line).
 import argparse
 import sys
 
-from . import evaluate, explain, optimise, summit, weights
+from . import evaluate, explain, optimise, summary, summit, trace, weights
 from .common import CLIError
 
-COMMANDS = (explain, weights, summit, optimise, evaluate)     # each module adds its subcommands with register(sub)
+# each module adds its subcommands with register(sub)
+COMMANDS = (explain, weights, summit, optimise, evaluate, trace, summary)
 
 
 def build_parser():
