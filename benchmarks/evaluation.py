@@ -12,6 +12,7 @@ one map per image, max_k |saliency| of that model. Every (library, task) then ru
 torch's allocator) and times the task `--repeats` times; the table gives the best time and the ratio
 minixai / Quantus (below 1: minixai is faster). float32 on both sides, all cores.
 
+- forward: the model alone, 48 passes of the N images (what pixel flipping costs without the metric).
 - pixel flipping: 48 steps of S^2 / 48 pixels, logits, the per-image minimum as the baseline (Quantus's
   "black"). Quantus: features_in_step = 3 S^2 / 48 (S must make S^2 / 48 whole: 240 does; 224 cannot, as
   224^2 is not a multiple of 3). minixai also scores the unperturbed image (49 points to Quantus's 48).
@@ -23,7 +24,7 @@ minixai / Quantus (below 1: minixai is faster). float32 on both sides, all cores
   42 times: the trained model once and once per step (Quantus is given its map of the trained model).
 - defaults: each library's pixel flipping as its users run it. Quantus: features_in_step=1 (3 S^2 passes),
   softmax; timed on its first --default-passes passes and extrapolated (a full run takes hours at 240 x 240).
-  minixai: pixel_flipping(...) with its defaults (20 steps, 21 passes, batch_size 64).
+  minixai: pixel_flipping(...) with its defaults (20 steps, 21 passes, batch_size 32).
 """
 import argparse
 import json
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-TASKS = ("pixel_flipping", "road", "randomization", "defaults")
+TASKS = ("forward", "pixel_flipping", "road", "randomization", "defaults")
 PF_STEPS = 48
 PERCENTAGES = list(range(10, 100, 10))
 
@@ -95,6 +96,8 @@ def minixai_task(task, folder, data):
         return (lambda: ev.road(model, grey, y, grey_maps, percentages=PERCENTAGES, noise=0.01, progress=False),
                 len(PERCENTAGES))
     model = minixai_model(folder)
+    if task == "forward":
+        return lambda: [model(x) for _ in range(PF_STEPS)], PF_STEPS
     if task == "pixel_flipping":
         return (lambda: ev.pixel_flipping(model, x, y, maps, steps=PF_STEPS, baseline="minimum", progress=False),
                 PF_STEPS + 1)
@@ -113,6 +116,8 @@ def quantus_task(task, folder, data, default_passes):
         metric = quantus.ROAD(percentages=PERCENTAGES, noise=0.01, disable_warnings=True)
         return lambda: metric(net, grey, y, a_batch=data["grey_maps"][:, None]), len(PERCENTAGES)
     net = torch_model(folder)
+    if task == "forward":
+        return lambda: [forward_no_grad(net, x) for _ in range(PF_STEPS)], PF_STEPS
     if task == "pixel_flipping":
         metric = quantus.PixelFlipping(features_in_step=3 * size * size // PF_STEPS, disable_warnings=True)
         return lambda: metric(net, x, y, a_batch=maps[:, None], softmax=False), PF_STEPS
@@ -124,6 +129,12 @@ def quantus_task(task, folder, data, default_passes):
     counted = PassLimit(net, default_passes)                 # Quantus's defaults, stopped after a few passes
     metric = quantus.PixelFlipping(disable_warnings=True)
     return lambda: counted.run(lambda: metric(counted, x, y, a_batch=maps[:, None])), 3 * size * size
+
+
+def forward_no_grad(net, x):
+    import torch
+    with torch.no_grad():
+        return net(torch.from_numpy(x)).numpy()
 
 
 def torch_saliency(model, inputs, targets, **kwargs):

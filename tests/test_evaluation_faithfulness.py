@@ -11,7 +11,7 @@ from minixai.evaluation.maps import pixel_order, pixel_ranks
 def slow_curve(W, b, x, maps, target, steps, reference, insert=False, score="probability", most_first=True):
     """The curve by the definition, one image and one step at a time: visit the pixels by value (largest
     first, ties by flat index), at step k replace the first round(k H W / steps) of them."""
-    N, C, H, Wd = x.shape
+    N, _, H, Wd = x.shape
     out = np.empty((N, steps + 1))
     for n in range(N):
         values = maps[n].ravel()

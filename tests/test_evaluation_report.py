@@ -36,7 +36,7 @@ def test_the_report_calls_the_metrics_as_documented(report):
 
 
 def test_the_controls_fail_the_sanity_checks_and_the_random_map_localises_by_chance(report):
-    result, batch = report
+    result, _ = report
     for control in ("random", "edges"):
         for column in ("random_abs", "random_signed", "logit", "data_abs"):
             np.testing.assert_allclose(result.scores[control][column], 1.0)

@@ -27,13 +27,13 @@ def test_the_gradient_of_a_linear_model_has_zero_infidelity(setup):
 def test_infidelity_is_the_mean_squared_error_over_given_perturbations(setup):
     model, W, b, x, y = setup
     rng = np.random.default_rng(2)
-    I, a = rng.standard_normal((5, *x.shape)), rng.standard_normal(x.shape)
-    drop = np.stack([logits(W, b, x)[np.arange(3), y] - logits(W, b, x - Ik)[np.arange(3), y] for Ik in I], 1)
-    dots = np.einsum("knchw,nchw->nk", I, a)
-    np.testing.assert_allclose(ev.infidelity(model, x, y, a, perturbation=I, progress=False),
+    deltas, a = rng.standard_normal((5, *x.shape)), rng.standard_normal(x.shape)     # I_k, k = 1..5
+    drop = np.stack([logits(W, b, x)[np.arange(3), y] - logits(W, b, x - d)[np.arange(3), y] for d in deltas], 1)
+    dots = np.einsum("knchw,nchw->nk", deltas, a)
+    np.testing.assert_allclose(ev.infidelity(model, x, y, a, perturbation=deltas, progress=False),
                                ((dots - drop) ** 2).mean(axis=1), rtol=1e-12)
     beta = (dots * drop).mean(axis=1, keepdims=True) / (dots ** 2).mean(axis=1, keepdims=True)
-    np.testing.assert_allclose(ev.infidelity(model, x, y, a, perturbation=I, normalize=True, progress=False),
+    np.testing.assert_allclose(ev.infidelity(model, x, y, a, perturbation=deltas, normalize=True, progress=False),
                                ((beta * dots - drop) ** 2).mean(axis=1), rtol=1e-12)
 
 
@@ -47,12 +47,12 @@ def test_gaussian_infidelity_is_seeded_and_batching_free(setup):
 
 def test_patch_perturbations_remove_squares_cumulatively():
     x = np.arange(2 * 1 * 4 * 4, dtype=np.float64).reshape(2, 1, 4, 4) + 1
-    I = ev.patch_perturbations(x, patch=2)
-    assert I.shape == (4, 2, 1, 4, 4)
-    perturbed = x - I[1]                                     # the first two squares at the image's minimum
+    deltas = ev.patch_perturbations(x, patch=2)
+    assert deltas.shape == (4, 2, 1, 4, 4)
+    perturbed = x - deltas[1]                                     # the first two squares at the image's minimum
     assert (perturbed[:, :, :2, :] == x.min(axis=(1, 2, 3))[:, None, None, None]).all()
     np.testing.assert_array_equal(perturbed[:, :, 2:], x[:, :, 2:])
-    np.testing.assert_array_equal(I[-1], x - x.min(axis=(1, 2, 3), keepdims=True))
+    np.testing.assert_array_equal(deltas[-1], x - x.min(axis=(1, 2, 3), keepdims=True))
 
 
 def test_max_sensitivity_of_the_gradient_of_a_linear_model_is_zero(setup):

@@ -58,6 +58,6 @@ def test_top_k_intersection_breaks_ties_by_flat_index():
 
 
 def test_the_old_module_is_the_evaluation_package():
-    import minixai.evaluation as ev
-    import minixai.metrics as metrics
+    from minixai import evaluation as ev
+    from minixai import metrics
     assert metrics.pointing_game is ev.pointing_game and metrics.pixel_map is ev.pixel_map

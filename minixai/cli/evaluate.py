@@ -43,7 +43,7 @@ def register(sub):
     p.add_argument("--model", default="shapes", help="shapes (the metrics need the world's object masks)")
     p.add_argument("--methods", help="comma-separated names of mx.METHODS (default: the ten classic methods)")
     p.add_argument("--images", type=int, default=50, help="number of held-out shapes images (default 50)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass of the perturbations")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass of the perturbations")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise, random weights and the random map")
     p.add_argument("--out", default="evaluation.png", help="the figure: curves and the randomisation grid")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")

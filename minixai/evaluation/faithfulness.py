@@ -41,7 +41,7 @@ class Curve:
         return np.trapezoid(self.curve, self.fractions, axis=1)
 
 
-def deletion(model, x, target, attributions, steps=20, baseline="black", method=None, batch_size=64, seed=0,
+def deletion(model, x, target, attributions, steps=20, baseline="black", method=None, batch_size=32, seed=0,
              progress=True):
     """Softmax probability of the target while the most relevant pixels are removed (Petsiuk et al. 2018).
 
@@ -53,7 +53,7 @@ def deletion(model, x, target, attributions, steps=20, baseline="black", method=
                         order="morf", insert=False, score="probability", desc="deletion")
 
 
-def insertion(model, x, target, attributions, steps=20, baseline="blur", method=None, batch_size=64, seed=0,
+def insertion(model, x, target, attributions, steps=20, baseline="blur", method=None, batch_size=32, seed=0,
               progress=True):
     """Softmax probability of the target while the most relevant pixels of x are put back into the baseline
     (Petsiuk et al. 2018); arguments as for `deletion`."""
@@ -62,7 +62,7 @@ def insertion(model, x, target, attributions, steps=20, baseline="blur", method=
 
 
 def pixel_flipping(model, x, target, attributions, steps=20, order="morf", baseline="black", method=None,
-                   batch_size=64, seed=0, progress=True):
+                   batch_size=32, seed=0, progress=True):
     """The target's logit while pixels are flipped to the baseline, most ("morf") or least ("lerf") relevant
     first (Bach et al. 2015; Samek et al. 2017); steps=H*W flips one pixel per step. Arguments as for
     `deletion`; see the module docstring for the settings that reproduce Quantus's PixelFlipping."""

@@ -25,7 +25,7 @@ def reference(baseline, x, spec=None, seed=0):
     return make_baseline(baseline, x, spec, seed)
 
 
-def perturbed_logits(model, build, n_images, n_points, batch_size=64, progress=True, desc="perturbed inputs"):
+def perturbed_logits(model, build, n_images, n_points, batch_size=32, progress=True, desc="perturbed inputs"):
     """Logits (N, K, classes) of build(n, k) for every image n < N and point k < K.
 
     build(n, k): index arrays (B,) -> the B perturbed images (B, C, H, W) of images n at points k.

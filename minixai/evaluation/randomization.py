@@ -28,7 +28,8 @@ from ..layers import BatchNorm2d, Conv2d, Linear
 from ..methods._common import prepare
 from .explainers import explainer
 from .maps import signed_map
-from .similarity import SIMILARITIES, similarity as compare
+from .similarity import SIMILARITIES
+from .similarity import similarity as compare
 
 ORDERS = ("cascading", "independent")
 
@@ -144,7 +145,12 @@ def _linear_init(model):
 
 def _reinitialised(layer, rng, linear):
     """{attribute: array} of fresh random weights for `layer` from its architecture's initialiser."""
-    from ..models.initialisation import kaiming_normal, linear_normal, linear_uniform, reset_batchnorm
+    from ..models.initialisation import (
+        kaiming_normal,
+        linear_normal,
+        linear_uniform,
+        reset_batchnorm,
+    )
     fresh = copy.copy(layer)                          # the helpers assign new arrays: the layer keeps its own
     if isinstance(layer, Conv2d):
         kaiming_normal(fresh, rng)

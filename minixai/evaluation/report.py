@@ -93,7 +93,7 @@ class Report:
         return report_figure(self)
 
 
-def evaluate(model, batch, methods=DEFAULT_METHODS, controls=True, batch_size=256, grid_images=1,
+def evaluate(model, batch, methods=DEFAULT_METHODS, controls=True, batch_size=64, grid_images=1,
              random_model=None, seed=0, progress=True):
     """A Report of `methods` (names of mx.METHODS) and the controls on batch.images (N, C, H, W), explaining
     batch.labels, localisation against batch.masks (N, H, W). batch_size: images per forward pass of the

@@ -36,7 +36,7 @@ class RoadCurve(Curve):
 
 
 def road(model, x, target, attributions, percentages=PERCENTAGES, order="morf", noise=0.01, method=None,
-         seed=0, batch_size=64, progress=True):
+         seed=0, batch_size=32, progress=True):
     """ROAD curves (Rong et al. 2022) for x (N, C, H, W) and attributions shaped like x or (N, H, W).
 
     percentages: shares of the pixels to impute, each in [0, 100); order: "morf" or "lerf"; noise: standard

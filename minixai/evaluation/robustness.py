@@ -30,7 +30,7 @@ PERTURBATIONS = ("gaussian",)
 
 
 def infidelity(model, x, target, attributions, perturbation="gaussian", n=50, sigma=0.1, normalize=False,
-               seed=0, batch_size=64, progress=True):
+               seed=0, batch_size=32, progress=True):
     """(N,) infidelity of attributions (shaped like x, or (N, H, W): one value for every channel).
 
     perturbation: "gaussian", I ~ N(0, sigma^2) for every input value (drawn from `seed`), or an array of
@@ -42,9 +42,9 @@ def infidelity(model, x, target, attributions, perturbation="gaussian", n=50, si
     products = np.empty((len(x), n))                                     # I . a per image and draw
 
     def build(i, k):
-        I = np.stack([draw(image, sample) for image, sample in zip(i, k)])
-        products[i, k] = (I * a[i]).sum(axis=(1, 2, 3))
-        return x[i] - I
+        delta = np.stack([draw(image, sample) for image, sample in zip(i, k)])     # the perturbations I
+        products[i, k] = (delta * a[i]).sum(axis=(1, 2, 3))
+        return x[i] - delta
 
     f_x = target_scores(model.record(x).output[:, None], targets, "logit")           # (N, 1)
     f_perturbed = target_scores(perturbed_logits(model, build, len(x), n, batch_size, progress, "infidelity"),
@@ -60,7 +60,7 @@ def patch_perturbations(x, patch=4, baseline="minimum", spec=None):
     """(K, N, C, H, W) the perturbations I = x - x_k of Quantus's Infidelity: x_k has the first k squares of
     patch x patch pixels (raster order, K = (H / patch) (W / patch)) set to the baseline in every channel.
     H and W must be multiples of patch."""
-    N, C, H, W = x.shape
+    H, W = x.shape[2:]
     patch = check_positive(patch, "patch")
     if H % patch or W % patch:
         raise ValueError(f"patch {patch} must divide the image size {H}x{W}")
@@ -74,7 +74,7 @@ def patch_perturbations(x, patch=4, baseline="minimum", spec=None):
 
 
 def max_sensitivity(model, x, target, method, radius=0.2, n=10, relative=True, options=None, seed=0,
-                    batch_size=64, progress=True):
+                    batch_size=32, progress=True):
     """(N,) max-sensitivity of `method` (a name of mx.METHODS or f(model, x, target)) at x (N, C, H, W).
 
     radius: r of the L-infinity ball (in the model's input units); n: draws d ~ U[-r, r]^d, the k-th for
@@ -118,10 +118,11 @@ def _perturbations(perturbation, x, n, sigma, seed):
             rng = np.random.default_rng([seed, image, k])
             return (sigma * rng.standard_normal(x.shape[1:])).astype(x.dtype)
         return gaussian, n
-    I = np.asarray(perturbation)
-    if I.ndim != 5 or I.shape[1:] != x.shape:
-        raise ValueError(f"perturbation array must have shape (n, {', '.join(map(str, x.shape))}), got {I.shape}")
+    given = np.asarray(perturbation)
+    if given.ndim != 5 or given.shape[1:] != x.shape:
+        raise ValueError(f"perturbation array must have shape (n, {', '.join(map(str, x.shape))}), "
+                         f"got {given.shape}")
 
-    def given(image, k):
-        return I[k, image]
-    return given, len(I)
+    def from_array(image, k):
+        return given[k, image]
+    return from_array, len(given)
