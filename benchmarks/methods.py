@@ -52,12 +52,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))   # numba's default, given to torch
 MODELS = ("vgg16", "resnet50")
 METHOD_NAMES = ("saliency", "gxi", "smoothgrad", "ig", "guided", "deconvnet", "deeplift", "gradcam",
-                "guided_gradcam", "lrp", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam",
+                "guided_gradcam", "lrp", "occlusion", "lime", "kernel_shap", "gradient_shap",
+                "deeplift_shap", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam",
                 "ablationcam", "eigencam")                    # mx.METHODS, in the table's order
 CAM_CLASSES = {"gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
                "layercam": "LayerCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
                "eigencam": "EigenCAM"}                       # pytorch-grad-cam's class for each
 SLOW = ("scorecam", "ablationcam")                            # a network pass per channel
+RANDOM = ("smoothgrad", "lime", "kernel_shap", "gradient_shap")   # noise differs: no agreement column
 
 
 # ---- the models -----------------------------------------------------------------------------------------
@@ -150,8 +152,56 @@ def rows(arch, net, model, x, black, target, args):
         ("guided_gradcam", "Captum", lambda: mx.guided_gradcam(model, x, target),
          captum(attr.GuidedGradCam(net, layer), interpolate_mode="bilinear")),
         ("lrp", "Zennit", lambda: mx.lrp(model, x, target, composite="epsilon_plus_flat"), lrp_zennit),
-    ] + cam_rows(net, model, x, target, layer, normalised, args)
+    ] + perturbation_rows(net, model, x, target, args, captum) + cam_rows(
+        net, model, x, target, layer, normalised, args)
     return [row for row in table if row[0] in args.methods]
+
+
+def perturbation_rows(net, model, x, target, args, captum):
+    """The perturbation and Shapley methods with the same number of model evaluations on both sides:
+    occlusion with side x side windows of 224 / side pixels, not overlapping (side^2 + 1 passes), LIME and
+    KernelSHAP on a side x side grid of segments with `evaluations` coalitions (KernelSHAP: plus the empty and
+    the full one, which Captum counts in n_samples), GradientSHAP with `gradient_samples` samples and
+    DeepLiftShap with `gradient_samples` / 2 baselines, both from mx's default background (black and noise:
+    the input is noise, so superpixels would be one segment). Perturbed images go `perturbation_batch` at a
+    time through both networks (Captum's perturbations_per_eval); GradientSHAP and DeepLiftShap all at once
+    (Captum's have no batch option)."""
+    import numpy as np
+    import torch
+    from captum import attr
+
+    import minixai as mx
+    from minixai.methods.shap_gradients import background
+
+    side, n, bs = args.grid, args.evaluations, args.perturbation_batch
+    window = stride = x.shape[2] // side
+    row, col = (np.arange(size) * side // size for size in x.shape[2:])
+    grid = row[:, None] * side + col[None, :]                            # side x side blocks, ids row by row
+    mask = torch.from_numpy(grid)[None, None]
+    zeros = torch.zeros_like(torch.from_numpy(x))
+    shap_baselines = background(x, model.spec, count=max(2, args.gradient_samples // 2))
+    return [
+        ("occlusion", "Captum",
+         lambda: mx.occlusion(model, x, target, window=(3, window, window), stride=(3, stride, stride),
+                              batch_size=bs, progress=False),
+         captum(attr.Occlusion(net), sliding_window_shapes=(3, window, window),
+                strides=(3, stride, stride), baselines=zeros, perturbations_per_eval=bs)),
+        ("lime", "Captum",
+         lambda: mx.lime(model, x, target, segments=grid, n=n, batch_size=bs, progress=False),
+         captum(attr.Lime(net), baselines=zeros, feature_mask=mask, n_samples=n,
+                perturbations_per_eval=bs)),
+        ("kernel_shap", "Captum",
+         lambda: mx.kernel_shap(model, x, target, segments=grid, n=n - 2, batch_size=bs, progress=False),
+         captum(attr.KernelShap(net), baselines=zeros, feature_mask=mask, n_samples=n,
+                perturbations_per_eval=bs)),
+        ("gradient_shap", "Captum",
+         lambda: mx.gradient_shap(model, x, target, shap_baselines, n=args.gradient_samples, progress=False),
+         captum(attr.GradientShap(net), baselines=torch.from_numpy(shap_baselines),
+                n_samples=args.gradient_samples)),
+        ("deeplift_shap", "Captum",
+         lambda: mx.deeplift_shap(model, x, target, shap_baselines, progress=False),
+         captum(attr.DeepLiftShap(net), baselines=torch.from_numpy(shap_baselines))),
+    ]
 
 
 def cam_rows(net, model, x, target, layer, normalised, args):
@@ -196,7 +246,7 @@ def time_table(args):
         for method, peer, ours, theirs in table:                 # warm-up, and the agreement column
             if method in SLOW:
                 continue                                          # minutes per call: round 1 compares them
-            agreement[method, peer] = None if method == "smoothgrad" else relative_l2(ours(), theirs())
+            agreement[method, peer] = None if method in RANDOM else relative_l2(ours(), theirs())
             print(f"  {arch} {method} ({peer}): warm, relative L2 difference {agreement[method, peer]}",
                   file=sys.stderr, flush=True)
         times = {(method, peer, engine): [] for method, peer, _, _ in table for engine in ("mx", "peer")}
@@ -276,6 +326,16 @@ def main():
     parser.add_argument("--samples", type=int, default=50, help="SmoothGrad n (default: minixai's 50)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per pass for IG/SmoothGrad in the time table, both engines (default: all)")
+    parser.add_argument("--evaluations", type=int, default=50,
+                        help="LIME/KernelSHAP coalitions per image, both engines (KernelSHAP: including the "
+                             "empty and the full one)")
+    parser.add_argument("--grid", type=int, default=7,
+                        help="occlusion: grid^2 windows of 224/grid px (no overlap); LIME/KernelSHAP: "
+                             "grid x grid segments")
+    parser.add_argument("--gradient-samples", type=int, default=16,
+                        help="GradientSHAP samples; DeepLiftShap gets half as many baselines")
+    parser.add_argument("--perturbation-batch", type=int, default=16,
+                        help="occluded/perturbed images per forward pass, both engines")
     parser.add_argument("--cam-batch", type=int, default=32,
                         help="masked/ablated images per pass for minixai's scorecam and ablationcam")
     parser.add_argument("--memory-steps", type=int, default=50)

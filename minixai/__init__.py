@@ -7,6 +7,7 @@ from .fusion import unfused
 from .methods import (METHODS, deconvnet, deeplift, gradcam, gradient_x_input, guided_backprop, guided_gradcam,
                       integrated_gradients, lrp, saliency, smoothgrad, vargrad)
 from .methods import ablationcam, eigencam, gradcam_plus_plus, hirescam, layercam, scorecam, xgradcam
+from .methods import deeplift_shap, gradient_shap, kernel_shap, lime, occlusion, rise, segments
 from .model import Model
 from .spec import InputSpec
 from .summit import summit
@@ -30,4 +31,5 @@ __all__ = ["layers", "data", "viz", "models", "weights", "evaluation", "rules", 
            "get_backend", "set_backend", "use_backend", "unfused", "METHODS", "saliency", "gradient_x_input",
            "smoothgrad", "vargrad", "integrated_gradients", "guided_backprop", "deconvnet", "gradcam",
            "guided_gradcam", "lrp", "deeplift", "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam",
-           "ablationcam", "eigencam", "summit", "trace", "counterfactual", "maximize_filter", "maximize_filters"]
+           "ablationcam", "eigencam", "occlusion", "rise", "segments", "lime", "kernel_shap", "gradient_shap",
+           "deeplift_shap", "summit", "trace", "counterfactual", "maximize_filter", "maximize_filters"]

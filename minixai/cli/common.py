@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEMO_METHODS = "saliency,gxi,smoothgrad,ig,guided,gradcam,lrp,deeplift"
+DEMO_METHODS = ("saliency,gxi,smoothgrad,ig,guided,gradcam,lrp,deeplift,"
+                "occlusion,rise,lime,kernel_shap,gradient_shap,deeplift_shap")
 
 
 class CLIError(Exception):
@@ -67,8 +68,26 @@ def top_k(logits, class_names, k=5):
 def explain(model, x, methods, target, seed=0, progress=True):
     """{method name: map for the first image} for the target class."""
     import minixai as mx
-    options = {"smoothgrad": {"seed": seed, "progress": progress}, "ig": {"progress": progress}}
+    options = {"smoothgrad": {"seed": seed, "progress": progress}, "ig": {"progress": progress},
+               **perturbation_options(x, seed, progress)}
+    options.update({name: {"progress": progress} for name in ("scorecam", "ablationcam")})
     return {name: mx.METHODS[name](model, x, target, **options.get(name, {})) for name in methods}
+
+
+def perturbation_options(x, seed, progress):
+    """Budgets for the perturbation methods that keep a 224-px ImageNet model near a minute each: occlusion
+    with windows of 1/8 of the image side (8 px at least: the function's default on the 64-px shapes images)
+    and half that stride, 225 positions; RISE with 1000 masks; LIME and KernelSHAP with 1000 coalitions
+    (KernelSHAP sampled, on about 50 superpixels)."""
+    C, H, W = x.shape[1:]
+    window = tuple(min(size, max(8, size // 8)) for size in (H, W))
+    stride = tuple(max(1, w // 2) for w in window)
+    return {"occlusion": {"window": (C, *window), "stride": (C, *stride), "progress": progress},
+            "rise": {"n": 1000, "seed": seed, "progress": progress},
+            "lime": {"n": 1000, "seed": seed, "progress": progress},
+            "kernel_shap": {"n": 1000, "seed": seed, "progress": progress},
+            "gradient_shap": {"seed": seed, "progress": progress},
+            "deeplift_shap": {"progress": progress}}
 
 
 def figure(x, maps, spec, title, path):

@@ -6,7 +6,13 @@ from .cam_perturbation import ablationcam, scorecam
 from .eigencam import eigencam
 from .gradients import gradient_x_input, saliency, smoothgrad, vargrad
 from .integrated import integrated_gradients
+from .occlusion import occlusion
 from .relevance import deeplift, lrp
+from .rise import rise
+from .segments import segments
+from .shap_gradients import deeplift_shap, gradient_shap
+from .shapley import kernel_shap
+from .surrogate import lime
 
 METHODS = {
     "saliency": saliency,
@@ -26,8 +32,15 @@ METHODS = {
     "eigencam": eigencam,
     "lrp": lrp,
     "deeplift": deeplift,
+    "occlusion": occlusion,
+    "rise": rise,
+    "lime": lime,
+    "kernel_shap": kernel_shap,
+    "gradient_shap": gradient_shap,
+    "deeplift_shap": deeplift_shap,
 }
 
 __all__ = ["METHODS", "saliency", "gradient_x_input", "smoothgrad", "vargrad", "integrated_gradients",
            "guided_backprop", "deconvnet", "gradcam", "guided_gradcam", "lrp", "deeplift",
-           "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam", "eigencam"]
+           "gradcam_plus_plus", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam", "eigencam",
+           "occlusion", "rise", "segments", "lime", "kernel_shap", "gradient_shap", "deeplift_shap"]
