@@ -2,7 +2,7 @@
 ResNet-18 (one state dict, the torch twin built from it), the same images and maps and the same number of
 forward passes, each library in a process of its own.
 
-    flock -x /tmp/minixai-cpu.lock python benchmarks/evaluation.py            # about ten minutes
+    flock -x /tmp/minixai-cpu.lock python benchmarks/evaluation.py            # about six minutes, 2 cores
     python benchmarks/evaluation.py --images 2 --size 120 --repeats 1          # a quick look
 
 Setup, in this process: ResNet-18 with seeded random weights (minixai's initialiser; torchvision's ImageNet
