@@ -38,8 +38,8 @@ def _channels(channels, count, layer):
     picked = np.asarray([channels] if isinstance(channels, (int, np.integer)) else list(channels))
     if picked.size == 0 or picked.ndim != 1 or picked.dtype.kind not in "iu":
         raise TypeError(f"channels must be None, an int or a non-empty sequence of ints, got {channels!r}")
-    bad = picked[(picked < 0) | (picked >= count)]
-    if bad.size:
-        raise ValueError(f"channel {int(bad[0])} is out of range: layer {layer!r} has {count} channels "
+    outside = [int(k) for k in picked if not 0 <= k < count]
+    if outside:
+        raise ValueError(f"channel {outside[0]} is out of range: layer {layer!r} has {count} channels "
                          f"(valid: 0..{count - 1})")
     return picked.astype(np.int64)
