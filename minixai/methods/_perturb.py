@@ -4,11 +4,13 @@ of perturbed copies of an image, forward passes of at most `batch_size` images, 
 None of them needs a gradient: they ask the model F about inputs x~ that mix the image x and a baseline x',
     x~ = x' + m * (x - x')           (m = 1: the image's value, m = 0: the baseline's)
 and read one number per input: the target's logit (occlusion, LIME, KernelSHAP) or its softmax probability
-(RISE).
+(RISE). The perturbed inputs are made where the model lives (NumPy or a GPU's array module); the scores, a
+few numbers per pass, come back to the host, where the methods do their bookkeeping.
 """
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..backend import array_module, to_device, to_host
 from ..validate import check_positive
 from ._common import batches
 
@@ -41,8 +43,9 @@ def target_probability(logits, target):
 
 
 def scores(model, inputs, target, probability=False):
-    """One forward pass of inputs (k, C, H, W): the target's logit (or softmax probability) per input (k,)."""
-    logits = model.record(inputs).output
+    """One forward pass of inputs (k, C, H, W): the target's logit (or softmax probability) per input, (k,)
+    on the host."""
+    logits = to_host(model.record(inputs).output)
     return target_probability(logits, target) if probability else explained_score(logits, target)
 
 
@@ -50,8 +53,8 @@ def keep_segments(x, baseline, segments, z):
     """Inputs for coalitions z (k, K) of the K segments: pixel (h, w) keeps the image's value where its
     segment is in the coalition and takes the baseline's elsewhere, in every channel.
     x, baseline: (C, H, W); segments: (H, W) ids in [0, K); returns (k, C, H, W)."""
-    keep = z.astype(bool)[:, segments]                       # (k, H, W): is pixel (h, w)'s segment present?
-    return np.where(keep[:, None], x[None], baseline[None])
+    keep = to_device(z.astype(bool)[:, segments], like=x)    # (k, H, W): is pixel (h, w)'s segment present?
+    return array_module(x).where(keep[:, None], x[None], baseline[None])
 
 
 def spread_over_segments(values, segments, channels, dtype):

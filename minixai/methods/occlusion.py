@@ -13,11 +13,13 @@ import math
 
 import numpy as np
 
+from ..backend import array_module, to_device
 from ..baselines import make_baseline
-from ._common import prepare
+from ._common import prepare, returns_like_input
 from ._perturb import DEFAULT_BATCH, chunks, progress_bar, scores
 
 
+@returns_like_input
 def occlusion(model, x, target, window=(3, 8, 8), stride=(3, 4, 4), baseline="zeros", batch_size=DEFAULT_BATCH,
               progress=True):
     """Occlusion attributions (N, C, H, W), in x's dtype (Captum returns float32 whatever the input).
@@ -36,7 +38,7 @@ def occlusion(model, x, target, window=(3, 8, 8), stride=(3, 4, 4), baseline="ze
         coverage[box] += 1                                   # |W(i)|: >= 1 everywhere by construction
     slices = chunks(len(boxes), batch_size)
     bar = progress_bar(x.shape[0] * len(slices), "occlusion", progress)
-    attributions = np.zeros_like(x)
+    attributions = np.zeros(x.shape, dtype=x.dtype)                 # on the host, with the scores
     for i in range(x.shape[0]):
         t = None if targets is None else targets[i]
         full = scores(model, x[i:i + 1], t)[0]               # F(x)
@@ -46,12 +48,12 @@ def occlusion(model, x, target, window=(3, 8, 8), stride=(3, 4, 4), baseline="ze
                 attributions[i][box] += d                    # sum over the windows covering each element
             bar.update()
     bar.close()
-    return attributions / coverage
+    return to_device(attributions / coverage, like=x)
 
 
 def occluded(x, reference, boxes):
     """Copies of one image x (C, H, W), the k-th with boxes[k] replaced by the reference: (k, C, H, W)."""
-    inputs = np.repeat(x[None], len(boxes), axis=0)
+    inputs = array_module(x).repeat(x[None], len(boxes), axis=0)
     for k, box in enumerate(boxes):
         inputs[(k, *box)] = reference[box]
     return inputs

@@ -14,13 +14,15 @@ import math
 
 import numpy as np
 
+from ..backend import to_device
 from ..baselines import make_baseline
 from ..images import resize_bilinear
 from ..validate import check_positive
-from ._common import prepare
+from ._common import prepare, returns_like_input
 from ._perturb import DEFAULT_BATCH, chunks, progress_bar, scores
 
 
+@returns_like_input
 def rise(model, x, target, n=2000, cell=8, p=0.5, seed=0, baseline="zeros", batch_size=DEFAULT_BATCH,
          progress=True):
     """RISE saliency maps (N, H, W): the softmax probability of `target` (required) averaged over n random
@@ -44,13 +46,14 @@ def rise(model, x, target, n=2000, cell=8, p=0.5, seed=0, baseline="zeros", batc
     saliency = np.zeros((x.shape[0], *x.shape[2:]), dtype=x.dtype)
     for part in slices:
         masks = upsample_masks(grids[part], shifts[part], x.shape[2:]).astype(x.dtype)      # (k, H, W)
+        on_device = to_device(masks, like=x)
         for i in range(x.shape[0]):
-            masked = reference[i][None] + masks[:, None] * (x[i] - reference[i])[None]
+            masked = reference[i][None] + on_device[:, None] * (x[i] - reference[i])[None]
             weights = scores(model, masked, targets[i], probability=True)                   # f_c per mask
             saliency[i] += np.tensordot(weights, masks, axes=1)                             # sum_i f_c M_i
             bar.update()
     bar.close()
-    return saliency / (p * n)
+    return to_device(saliency / (p * n), like=x)
 
 
 def draw_masks(n, cell, p, seed):

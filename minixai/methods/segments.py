@@ -6,6 +6,7 @@ baseline's) instead of single pixels.
 """
 import numpy as np
 
+from ..backend import to_host
 from ..validate import check_images, check_positive
 
 
@@ -17,7 +18,7 @@ def segments(x, n=50, compactness=10.0, sigma=1.0, spec=None):
     [0, 1] by its own minimum and maximum. compactness: colour against position (higher: squarer segments);
     sigma: Gaussian smoothing before clustering, in pixels."""
     from skimage.segmentation import slic
-    x = check_images(x)
+    x = to_host(check_images(x))                          # SLIC runs on the CPU
     n = check_positive(n, "n")
     if compactness <= 0 or sigma < 0:
         raise ValueError(f"compactness must be > 0 and sigma >= 0, got compactness={compactness}, sigma={sigma}")

@@ -16,12 +16,14 @@ DeepLiftShap: the same average with DeepLIFT in place of IG, exactly (no samplin
 """
 import numpy as np
 
+from ..backend import array_module, to_device
 from ..baselines import make_baseline
 from ..validate import check_images, check_positive
-from ._common import input_gradient, prepare, sample_chunks
+from ._common import input_gradient, prepare, returns_like_input, sample_chunks
 from .relevance import deeplift
 
 
+@returns_like_input
 def gradient_shap(model, x, target, baselines=None, n=50, stdev=0.0, seed=0, batch_size=None, progress=True):
     """GradientSHAP attributions (N, C, H, W): the mean over n samples of (x~ - b) * grad F(b + alpha (x~ - b)).
 
@@ -36,15 +38,16 @@ def gradient_shap(model, x, target, baselines=None, n=50, stdev=0.0, seed=0, bat
     if not stdev >= 0:
         raise ValueError(f"stdev must be >= 0, got {stdev}")
     baselines = check_baselines(baselines, x, model.spec, at_least=1)
-    rng = np.random.default_rng(seed)
-    N = x.shape[0]
-    pick = rng.integers(len(baselines), size=(n, N))         # which baseline each sample uses
-    alpha = rng.random((n, N)).astype(x.dtype)               # where on the path from b to x~
+    xp, rng, N = array_module(x), np.random.default_rng(seed), x.shape[0]
+    pick = xp.asarray(rng.integers(len(baselines), size=(n, N)))            # which baseline each sample uses
+    alpha = xp.asarray(rng.random((n, N)), dtype=x.dtype)                   # where on the path from b to x~
     noise_rng = np.random.default_rng([seed, 1])             # the noise stream, drawn chunk by chunk
-    total = np.zeros_like(x)
+    total = xp.zeros_like(x)
     for chunk in sample_chunks(n, N, batch_size, "gradient shap", progress):
         k = chunk.stop - chunk.start
-        noisy = x[None] + (noise_rng.standard_normal((k, *x.shape)) * stdev).astype(x.dtype)
+        noisy = x[None]                                                              # x~ = x + eps
+        if stdev > 0:
+            noisy = noisy + to_device((noise_rng.standard_normal((k, *x.shape)) * stdev).astype(x.dtype), like=x)
         b = baselines[pick[chunk]]                                                   # (k, N, C, H, W)
         points = b + alpha[chunk][:, :, None, None, None] * (noisy - b)
         grads = input_gradient(model, points.reshape(k * N, *x.shape[1:]),
@@ -53,6 +56,7 @@ def gradient_shap(model, x, target, baselines=None, n=50, stdev=0.0, seed=0, bat
     return total / n
 
 
+@returns_like_input
 def deeplift_shap(model, x, target, baselines=None, batch_size=None, progress=True, return_delta=False):
     """DeepLiftShap attributions (N, C, H, W): DeepLIFT-Rescale (mx.deeplift) against each of the B >= 2
     baselines (B, C, H, W), averaged (Captum's DeepLiftShap); baselines=None: `background(x, model.spec)`.
@@ -61,12 +65,12 @@ def deeplift_shap(model, x, target, baselines=None, batch_size=None, progress=Tr
     per DeepLIFT pass, counting each (image, baseline) pair once (None: all B * N pairs at once)."""
     x, targets = prepare(model, x, target)
     baselines = check_baselines(baselines, x, model.spec, at_least=2)
-    N, B = x.shape[0], len(baselines)
-    total, delta = np.zeros_like(x), np.zeros(N, dtype=x.dtype)
+    xp, N, B = array_module(x), x.shape[0], len(baselines)
+    total, delta = xp.zeros_like(x), xp.zeros(N, dtype=x.dtype)
     for chunk in sample_chunks(B, N, batch_size, "deeplift shap", progress):
         k = chunk.stop - chunk.start
-        pairs = np.broadcast_to(x[None], (k, *x.shape)).reshape(k * N, *x.shape[1:])   # x_i against b_j
-        references = np.repeat(baselines[chunk], N, axis=0)
+        pairs = xp.broadcast_to(x[None], (k, *x.shape)).reshape(k * N, *x.shape[1:])   # x_i against b_j
+        references = xp.repeat(baselines[chunk], N, axis=0)
         a, d = deeplift(model, pairs, None if targets is None else np.tile(targets, k), baseline=references,
                         return_delta=True)
         total += a.reshape(k, *x.shape).sum(axis=0)
@@ -86,10 +90,10 @@ def check_baselines(baselines, x, spec, at_least):
         if baselines == "blur":
             raise ValueError("the 'blur' baseline is one per image; pass baselines as an array (B, C, H, W)")
         baselines = make_baseline(baselines, x[:1], spec)
-    if not hasattr(baselines, "shape") or np.ndim(baselines) != 4:
+    if not hasattr(baselines, "shape") or baselines.ndim != 4:
         raise ValueError(f"baselines must be an array (B, C, H, W) of B reference images, got "
                          f"{getattr(baselines, 'shape', type(baselines).__name__)}")
-    baselines = check_images(np.asarray(baselines), name="baselines").astype(x.dtype, copy=False)
+    baselines = check_images(to_device(baselines, like=x), name="baselines").astype(x.dtype, copy=False)
     if baselines.shape[1:] != x.shape[1:]:
         raise ValueError(f"baselines have shape {baselines.shape[1:]} per image, the inputs {x.shape[1:]}")
     if len(baselines) < at_least:
@@ -106,4 +110,4 @@ def background(x, spec, count=8, seed=0):
     one = x[:1]
     pictures = [make_baseline("black", one, spec)]
     pictures += [make_baseline("uniform", one, spec, seed=seed + k) for k in range(count - 1)]
-    return np.concatenate(pictures)
+    return array_module(x).concatenate(pictures)

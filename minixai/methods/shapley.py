@@ -15,15 +15,17 @@ segments uniformly) and the least squares, with equal weights, keeps the constra
 """
 import numpy as np
 
+from ..backend import to_device
 from ..baselines import make_baseline
 from ..validate import check_positive
-from ._common import prepare
+from ._common import prepare, returns_like_input
 from ._perturb import DEFAULT_BATCH, chunks, coalition_scores, progress_bar, spread_over_segments
 from .segments import resolve_segments
 
 MAX_EXACT = 12          # 2^12 = 4096 forward passes per image
 
 
+@returns_like_input
 def kernel_shap(model, x, target, segments=None, n=None, baseline="zeros", seed=0, batch_size=DEFAULT_BATCH,
                 progress=True, return_values=False):
     """KernelSHAP attributions (N, C, H, W): each segment's Shapley value phi_k spread evenly over its
@@ -49,7 +51,7 @@ def kernel_shap(model, x, target, segments=None, n=None, baseline="zeros", seed=
     rng = np.random.default_rng(seed)
     passes = sum(len(chunks(2 ** K if n is None else n + 2, batch_size)) for K in sizes)
     bar = progress_bar(passes, "kernel shap", progress)
-    attributions, values = np.empty_like(x), []
+    attributions, values = np.empty(x.shape, dtype=x.dtype), []           # on the host, with the scores
     for i, K in enumerate(sizes):
         z, weights = all_coalitions(K) if n is None else sampled_coalitions(rng, n, K)
         v = coalition_scores(model, x[i], reference[i], segments[i], z, None if targets is None else targets[i],
@@ -57,6 +59,7 @@ def kernel_shap(model, x, target, segments=None, n=None, baseline="zeros", seed=
         values.append(constrained_fit(z[2:], v[2:] - v[0], weights, v[1] - v[0]))
         attributions[i] = spread_over_segments(values[-1], segments[i], x.shape[1], x.dtype)
     bar.close()
+    attributions = to_device(attributions, like=x)
     return (attributions, values) if return_values else attributions
 
 

@@ -14,13 +14,15 @@ Ridge(alpha=1) on probabilities, Captum's Lime fits Lasso(alpha=0.01), so their 
 """
 import numpy as np
 
+from ..backend import to_device
 from ..baselines import make_baseline
 from ..validate import check_positive
-from ._common import prepare
+from ._common import prepare, returns_like_input
 from ._perturb import DEFAULT_BATCH, chunks, coalition_scores, progress_bar, spread_over_segments
 from .segments import resolve_segments
 
 
+@returns_like_input
 def lime(model, x, target, segments=None, n=1000, kernel_width=0.25, seed=0, baseline="zeros",
          batch_size=DEFAULT_BATCH, progress=True, return_values=False):
     """LIME attributions (N, C, H, W): the coefficient c_k of each segment spread evenly over its C * |S_k|
@@ -39,7 +41,7 @@ def lime(model, x, target, segments=None, n=1000, kernel_width=0.25, seed=0, bas
     segments = resolve_segments(segments, x, model.spec)
     rng = np.random.default_rng(seed)
     bar = progress_bar(x.shape[0] * len(chunks(n, batch_size)), "lime", progress)
-    attributions, values = np.empty_like(x), []
+    attributions, values = np.empty(x.shape, dtype=x.dtype), []           # on the host, with the scores
     for i in range(x.shape[0]):
         K = int(segments[i].max()) + 1
         z = sample_coalitions(rng, n, K)
@@ -48,6 +50,7 @@ def lime(model, x, target, segments=None, n=1000, kernel_width=0.25, seed=0, bas
         values.append(weighted_linear_fit(z, f, lime_kernel(z, kernel_width))[1])
         attributions[i] = spread_over_segments(values[-1], segments[i], x.shape[1], x.dtype)
     bar.close()
+    attributions = to_device(attributions, like=x)
     return (attributions, values) if return_values else attributions
 
 
