@@ -137,7 +137,7 @@ def test_with_biases_lrp0_loses_exactly_what_the_biases_absorb():
     np.testing.assert_allclose(t.sums[0, -1], t.start[0] - sum(b for _, b in slow.values()), rtol=1e-9)
 
 
-def test_z_plus_keeps_what_epsilon_loses_on_a_bias_free_net():
+def test_z_plus_conserves_on_a_bias_free_net():
     model, x = plain_net(8, bias=False), np.abs(images(9)) + 0.1          # z+ on positive activations
     zplus = composites.Composite([(ReLU, composites.Pass()), ((Conv2d, Linear), ZPlus(1e-12))])
     t = mx.trace(model, x, 0, rule=zplus)
