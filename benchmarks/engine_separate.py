@@ -2,12 +2,15 @@
 
     python benchmarks/engine_separate.py                 # vgg16 and resnet50, batch 1 and 8
     python benchmarks/engine_separate.py --rounds 5 --archs resnet50 --batches 1
+    python benchmarks/engine_separate.py --archs inception_v3 --rounds 3     # at 299x299, its input size
 
 Why a second engine benchmark: in one process, Numba's OpenMP runtime and torch's share the two cores
 and slow each other down (torch's ResNet-50 forward went from 0.06 s alone to 2.4 s beside minixai's
 threads), which flatters minixai. Here each (engine, model, batch) runs in a fresh subprocess that only
 imports its own engine, 2 threads each; the subprocesses alternate, and the table gives the median of
-the per-process medians. Timed: forward, and forward + gradient of logit 0 w.r.t. the input.
+the per-process medians. Timed: forward, and forward + gradient of logit 0 w.r.t. the input. Input size:
+224x224, 299x299 for Inception v3 (both engines, random weights; torchvision's Inception3 in eval mode skips
+its auxiliary head, as minixai's does).
 """
 import argparse
 import json
@@ -19,9 +22,9 @@ MINIXAI = """
 import json, sys, time, numpy as np
 import minixai as mx
 from minixai import models
-arch, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+arch, n, reps, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model = getattr(models, arch)(seed=0)
-x = np.random.default_rng(0).standard_normal((n, 3, 224, 224)).astype(np.float32)
+x = np.random.default_rng(0).standard_normal((n, 3, size, size)).astype(np.float32)
 mx.saliency(model, x, 0)
 fwd, grad = [], []
 for _ in range(reps):
@@ -33,11 +36,12 @@ print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(gr
 TORCH = """
 import json, sys, time, torch, torchvision
 torch.set_num_threads(2)
-arch, n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-model = getattr(torchvision.models, arch)().eval()
+arch, n, reps, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+options = {"init_weights": True} if arch == "inception_v3" else {}        # (without: a FutureWarning)
+model = getattr(torchvision.models, arch)(**options).eval()
 for p in model.parameters():
     p.requires_grad_(False)
-x = torch.randn(n, 3, 224, 224)
+x = torch.randn(n, 3, size, size)
 def gradient():
     xx = x.clone().requires_grad_(True)
     return torch.autograd.grad(model(xx)[:, 0].sum(), xx)[0]
@@ -53,8 +57,12 @@ print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(gr
 """
 
 
+SIZE = {"inception_v3": 299}            # input size per architecture, 224 otherwise
+
+
 def run(code, arch, batch, reps):
-    result = subprocess.run([sys.executable, "-c", code, arch, str(batch), str(reps)], capture_output=True,
+    size = str(SIZE.get(arch, 224))
+    result = subprocess.run([sys.executable, "-c", code, arch, str(batch), str(reps), size], capture_output=True,
                             text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 

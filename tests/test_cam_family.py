@@ -235,3 +235,14 @@ def test_value_sets_what_an_ablated_channel_becomes(model, x):
     expected = slow_ablationcam(model, x, "relu3", A, value=low)
     np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-14)
     assert np.abs(ours - mx.ablationcam(model, x, TARGETS, layer="relu3", upsample=False, progress=False)).max() > 0
+
+
+def test_the_command_line_knows_the_new_names(capsys, tmp_path):
+    """`minixai explain` draws every new CAM in its panel (the shapes model, one held-out image)."""
+    from minixai.cli import main
+    out = tmp_path / "cams.png"
+    names = "gradcam++,xgradcam,hirescam,layercam,scorecam,ablationcam,eigencam"
+    assert main(["explain", "shapes:3", "--method", names, "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert main(["explain", "shapes:3", "--method", "gradcam+++", "--out", str(out)]) == 1
+    assert "unknown method 'gradcam+++'; valid: " in capsys.readouterr().err
