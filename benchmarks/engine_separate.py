@@ -74,9 +74,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="processes per engine (alternating)")
     parser.add_argument("--reps", type=int, default=3, help="timed passes per process")
     args = parser.parse_args()
-    blas = subprocess.run([sys.executable, "-c", "from minixai.kernels import cpu_blas; print(cpu_blas.BLAS)"],
+    blas = subprocess.run([sys.executable, "-c", "from minixai.kernels import cpu_blas; "
+                           "print(cpu_blas.BLAS, '--', cpu_blas.BLAS_REASON)"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    print(f"minixai's BLAS: {blas} (MINIXAI_BLAS=openblas forces SciPy's OpenBLAS)")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"CPU: {cpu}; minixai's BLAS: {blas} (MINIXAI_BLAS=openblas|openblas-avx512|mkl forces one)")
     print("| model | batch | pass | minixai | torch | minixai/torch |")
     print("|---|---|---|---|---|---|")
     for arch in args.archs:

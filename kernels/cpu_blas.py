@@ -8,55 +8,25 @@ kernels must stay cacheable (``cache=True``). So:
   names and declared as ``ExternalFunction``s: the cached machine code refers to the name, which this
   module binds to an address on every import (a ctypes object would bake in an address and disable the
   cache);
-- the library behind the names is Intel MKL when the optional ``mkl`` wheel is installed
-  (``pip install 'minixai[mkl]'``), switched to its sequential layer: its single-threaded sgemm ran at
-  172-189 GF/s here against 133-153 for OpenBLAS. Otherwise it is SciPy's OpenBLAS (``cython_blas``).
-  ``MINIXAI_BLAS=openblas`` forces the latter; ``BLAS`` says which one is bound;
+- the library behind the names is chosen by measurement (``blas_choice``): SciPy's OpenBLAS, the same
+  library on its AVX-512 kernels, or Intel MKL's sequential layer from the optional ``mkl`` wheel, whichever
+  ran the convolutions' GEMM shapes fastest on this machine. ``MINIXAI_BLAS`` forces one; ``BLAS`` says which
+  is bound and ``BLAS_REASON`` why;
 - ``single_threaded_blas()`` sets the BLAS libraries' thread count to 1 around a kernel call (about 3 us;
   the user's own NumPy/SciPy BLAS keeps its setting outside our kernels).
 """
 import contextlib
-import ctypes
-import importlib.metadata
-import os
 import threading
-from pathlib import PurePath
 
 import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
-from numba.extending import get_cython_function_address
 
-_ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
-_MKL_SEQUENTIAL = 1          # MKL_THREADING_SEQUENTIAL: MKL never starts threads of its own
+from . import blas_choice
 
-
-def _load_mkl():
-    """libmkl_rt from the `mkl` wheel, set to its sequential layer; None if absent or not wanted."""
-    if os.environ.get("MINIXAI_BLAS", "auto").lower() == "openblas":
-        return None
-    try:
-        dist = importlib.metadata.distribution("mkl")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in dist.files or ():
-        if PurePath(file).name.startswith(("libmkl_rt.so", "mkl_rt")):
-            try:
-                lib = ctypes.CDLL(str(dist.locate_file(file)))
-            except OSError:
-                continue
-            lib.MKL_Set_Threading_Layer(ctypes.c_int(_MKL_SEQUENTIAL))
-            return lib
-    return None
-
-
-_mkl = _load_mkl()
-BLAS = "mkl" if _mkl is not None else "openblas"
-for _name in _ROUTINES:
-    if _mkl is not None:
-        _address = ctypes.cast(getattr(_mkl, _name + "_"), ctypes.c_void_p).value
-    else:
-        _address = get_cython_function_address("scipy.linalg.cython_blas", _name)
+_library, BLAS_REASON = blas_choice.choose()
+BLAS = _library.name
+for _name, _address in _library.addresses.items():
     # the names never change: kernels cached against them (Numba tracks only their own file) keep linking
     llvm.add_symbol(f"minixai_cython_{_name}", _address)
 

@@ -1,7 +1,7 @@
-"""The CPU kernels give the reference's numbers with either BLAS behind them (MKL when the optional
-wheel is installed, SciPy's OpenBLAS otherwise). The library is bound once per process, at import, so
-each one is checked in its own subprocess."""
-import importlib.metadata
+"""The CPU kernels give the reference's numbers with every BLAS that can be behind them (SciPy's OpenBLAS,
+the same on its AVX-512 kernels where the CPU has them, MKL when the optional wheel is installed), and the
+automatic choice is the fastest one measured. The library is bound once per process, at import, so each
+one is checked in its own subprocess."""
 import json
 import os
 import subprocess
@@ -39,12 +39,13 @@ print(json.dumps({"blas": cpu_blas.BLAS, "errors": errors}))
 """
 
 
-def mkl_installed():
-    try:
-        importlib.metadata.distribution("mkl")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
+def available():
+    """The libraries blas_choice can load here (loading one does not bind it)."""
+    from minixai.kernels import blas_choice
+    cache = blas_choice.cache_dir()
+    found = {"openblas": blas_choice.scipy_openblas(), "openblas-avx512": blas_choice.openblas_avx512(cache),
+             "mkl": blas_choice.mkl()}
+    return [name for name, lib in found.items() if lib is not None]
 
 
 def run_with(blas):
@@ -59,14 +60,30 @@ def check(result):
         assert error < tolerance, f"{result['blas']}: {case} is off by {error:.2e} (relative)"
 
 
-def test_openblas_when_asked():
-    result = run_with("openblas")
-    assert result["blas"] == "openblas"
+@pytest.mark.parametrize("name", ["openblas", "openblas-avx512", "mkl"])
+def test_kernels_with_each_library(name):
+    if name not in available():
+        pytest.skip(f"{name} cannot be loaded on this machine (no mkl wheel, or no AVX-512 / OpenBLAS already on it)")
+    result = run_with(name)
+    assert result["blas"] == name
     check(result)
 
 
-@pytest.mark.skipif(not mkl_installed(), reason="the optional mkl wheel is not installed")
-def test_mkl_when_installed():
+def test_the_automatic_choice_is_the_fastest_measured():
+    from minixai.kernels import blas_choice
     result = run_with("auto")
-    assert result["blas"] == "mkl"
     check(result)
+    library, reason = blas_choice.choose()
+    assert result["blas"] == library.name
+    if len(available()) > 1:
+        speeds = blas_choice._read(blas_choice.cache_dir() / "minixai_blas.json")
+        measured = [entry for entry in speeds.values() if set(entry) == set(available())]
+        assert measured and max(measured[-1], key=measured[-1].get) == library.name
+        assert "fastest" in reason
+
+
+def test_an_unknown_library_name_is_refused():
+    env = dict(os.environ, MINIXAI_BLAS="atlas")
+    result = subprocess.run([sys.executable, "-c", "import minixai.kernels.cpu_blas"], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and "valid: auto, openblas, openblas-avx512, mkl" in result.stderr

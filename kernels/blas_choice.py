@@ -1,0 +1,222 @@
+"""Which BLAS library the CPU kernels call: chosen by measurement on this machine, not by vendor name.
+
+Candidates:
+  "openblas"          SciPy's OpenBLAS, with the kernels OpenBLAS itself picked for this CPU;
+  "openblas-avx512"   a private copy of that same library file, loaded with OPENBLAS_CORETYPE=SKYLAKEX so that it
+                      runs its AVX-512 kernels. Offered on CPUs with AVX-512 for which OpenBLAS picked an older
+                      core: OpenBLAS 0.3.30 takes AMD's Zen 5 for a Haswell (AVX2), whose single-threaded sgemm ran
+                      at 120 GF/s here against 213 GF/s for the AVX-512 kernels of the same library;
+  "mkl"               Intel MKL from the optional `mkl` wheel, in its sequential layer (on AMD CPUs it runs AVX2
+                      code: 107 GF/s here).
+At the first import on a machine each candidate times single-threaded sgemm on the matrix shapes of the
+convolutions (`SHAPES`), the fastest is kept, and the choice is cached in a small JSON file next to Numba's
+cache of the kernels (keyed by the CPU and the library files, so a new CPU or library measures again).
+MINIXAI_BLAS=openblas|openblas-avx512|mkl forces one; `choose()` says which and why.
+"""
+import ctypes
+import importlib.metadata
+import json
+import os
+import shutil
+import time
+from pathlib import Path, PurePath
+
+import numpy as np
+
+ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
+NAMES = ("openblas", "openblas-avx512", "mkl")
+AVX512_CORES = ("SKYLAKEX", "COOPERLAKE", "SAPPHIRERAPIDS")
+# (M, N, K) of row-major C = A @ B as the convolutions call them: output channels x positions x depth
+SHAPES = [(64, 3136, 576), (256, 3136, 64), (128, 784, 1152), (512, 784, 128), (256, 196, 2304), (1024, 196, 256),
+          (512, 49, 4608), (2048, 49, 512)]
+_MKL_SEQUENTIAL = 1          # MKL_THREADING_SEQUENTIAL: MKL never starts threads of its own
+_FORTRAN_GEMM = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)
+
+
+class Library:
+    """A loaded BLAS: the addresses of ROUTINES (Fortran ABI, every argument a pointer) and where it came from."""
+
+    def __init__(self, name, addresses, files, handle=None):
+        self.name, self.addresses, self.files, self.handle = name, addresses, files, handle
+
+    def sgemm_gflops(self):
+        """Single-threaded sgemm speed on SHAPES: total flops / total best-of-3 time, in GF/s."""
+        gemm = _FORTRAN_GEMM(self.addresses["sgemm"])
+        rng = np.random.default_rng(0)
+        flops, seconds = 0.0, 0.0
+        for m, n, k in SHAPES:
+            a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+            c = np.empty((m, n), np.float32)
+            call = _fortran_call(gemm, a, b, c)
+            call()
+            seconds += min(_timed(call) for _ in range(3))
+            flops += 2.0 * m * n * k
+        return flops / seconds / 1e9
+
+
+def _fortran_call(gemm, a, b, c):
+    """C = A @ B (row-major) as column-major BLAS sees it: C^T = B^T A^T."""
+    m, k = a.shape
+    n = b.shape[1]
+    keep = [ctypes.c_char(b"N"), ctypes.c_char(b"N"), ctypes.c_int(n), ctypes.c_int(m), ctypes.c_int(k),
+            ctypes.c_float(1.0), ctypes.c_int(n), ctypes.c_int(k), ctypes.c_float(0.0), ctypes.c_int(n)]
+    ta, tb, n_, m_, k_, one, ldb, lda, zero, ldc = (ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in keep)
+    pointers = (ta, tb, n_, m_, k_, one, b.ctypes.data, ldb, a.ctypes.data, lda, zero, c.ctypes.data, ldc)
+
+    def call():
+        gemm(*pointers)
+    call.keep = keep                # the values the pointers point to live as long as the call
+    return call
+
+
+def _timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+# ---- the candidates -----------------------------------------------------------------------------------------
+def scipy_openblas():
+    """SciPy's OpenBLAS as SciPy loaded it (its cython_blas entry points)."""
+    from numba.extending import get_cython_function_address
+    addresses = {r: get_cython_function_address("scipy.linalg.cython_blas", r) for r in ROUTINES}
+    return Library("openblas", addresses, [str(_scipy_openblas_file())])
+
+
+def _scipy_openblas_file():
+    import scipy
+    folder = Path(scipy.__file__).resolve().parent.parent / "scipy.libs"
+    found = sorted(folder.glob("libscipy_openblas*.so*")) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _cpu():
+    """(model name, flags) from /proc/cpuinfo; empty where there is none (other systems)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "", set()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return fields.get("model name", ""), set(fields.get("flags", "").split())
+
+
+def openblas_avx512(cache):
+    """A private copy of SciPy's OpenBLAS on its AVX-512 kernels, or None where that cannot help or work."""
+    _, flags = _cpu()
+    source = _scipy_openblas_file()
+    if source is None or not {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"} <= flags:
+        return None
+    shared = ctypes.CDLL(str(source))                  # the handle SciPy already has: its core name
+    shared.scipy_openblas_get_corename.restype = ctypes.c_char_p
+    if shared.scipy_openblas_get_corename().decode().upper() in AVX512_CORES:
+        return None                                    # OpenBLAS took the AVX-512 kernels itself
+    copy = cache / f"avx512-{source.name}"
+    if not copy.is_file() or copy.stat().st_size != source.stat().st_size:
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy.with_suffix(".part"))
+        os.replace(copy.with_suffix(".part"), copy)
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")}
+    os.environ.update(OPENBLAS_CORETYPE="SKYLAKEX", OPENBLAS_NUM_THREADS="1")   # read when the copy loads
+    try:
+        lib = ctypes.CDLL(str(copy))                   # another file: a second, separate instance
+    except OSError:
+        return None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+    lib.scipy_openblas_get_corename.restype = ctypes.c_char_p
+    if lib.scipy_openblas_get_corename().decode().upper() not in AVX512_CORES:
+        return None
+    addresses = {r: ctypes.cast(getattr(lib, f"scipy_{r}_"), ctypes.c_void_p).value for r in ROUTINES}
+    return Library("openblas-avx512", addresses, [str(source)], handle=lib)
+
+
+def mkl():
+    """libmkl_rt from the `mkl` wheel in its sequential layer, or None without the wheel."""
+    try:
+        dist = importlib.metadata.distribution("mkl")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or ():
+        if PurePath(file).name.startswith(("libmkl_rt.so", "mkl_rt")):
+            path = str(dist.locate_file(file))
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            lib.MKL_Set_Threading_Layer(ctypes.c_int(_MKL_SEQUENTIAL))
+            addresses = {r: ctypes.cast(getattr(lib, r + "_"), ctypes.c_void_p).value for r in ROUTINES}
+            return Library("mkl", addresses, [path], handle=lib)
+    return None
+
+
+# ---- the choice ---------------------------------------------------------------------------------------------
+def cache_dir():
+    """Next to Numba's cache of the kernels (kernels/__pycache__) if it can be written, else $MINIXAI_HOME."""
+    here = Path(__file__).resolve().parent / "__pycache__"
+    try:
+        here.mkdir(exist_ok=True)
+        if os.access(here, os.W_OK):
+            return here
+    except OSError:
+        pass
+    return Path(os.environ.get("MINIXAI_HOME") or "~/.cache/minixai").expanduser()
+
+
+def choose():
+    """(Library, reason): the one MINIXAI_BLAS names, else the fastest measured (cached per CPU and files)."""
+    wanted = os.environ.get("MINIXAI_BLAS", "auto").lower()
+    if wanted not in ("auto", *NAMES):
+        raise ValueError(f"MINIXAI_BLAS={wanted!r}; valid: auto, {', '.join(NAMES)}")
+    cache = cache_dir()
+    loaders = {"openblas": scipy_openblas, "openblas-avx512": lambda: openblas_avx512(cache), "mkl": mkl}
+    if wanted != "auto":
+        library = loaders[wanted]()
+        if library is None:
+            raise ValueError(f"MINIXAI_BLAS={wanted}: that library is not available on this machine")
+        return library, f"MINIXAI_BLAS={wanted}"
+    candidates = [lib for lib in (loader() for loader in loaders.values()) if lib is not None]
+    if len(candidates) == 1:
+        return candidates[0], "the only BLAS available"
+    model, flags = _cpu()
+    key = json.dumps([model, "avx512f" in flags, sorted(f"{lib.name}:{f}:{_stamp(f)}" for lib in candidates
+                                                        for f in lib.files)])
+    record = cache / "minixai_blas.json"
+    known = _read(record)
+    if key not in known:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1, user_api="blas"):
+            known[key] = {lib.name: round(lib.sgemm_gflops(), 1) for lib in candidates}
+        _write(record, known)
+    speeds = known[key]
+    best = max(candidates, key=lambda lib: speeds.get(lib.name, 0.0))
+    shown = ", ".join(f"{name} {gf:.0f}" for name, gf in sorted(speeds.items(), key=lambda kv: -kv[1]))
+    return best, f"fastest single-threaded sgemm on the convolutions' shapes here (GF/s: {shown}; {record})"
+
+
+def _stamp(file):
+    try:
+        st = os.stat(file)
+        return f"{st.st_size}-{int(st.st_mtime)}"
+    except OSError:
+        return "?"
+
+
+def _read(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(path, data):
+    try:
+        tmp = Path(path).with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass                                # an unwritable cache only means measuring again next time
