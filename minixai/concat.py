@@ -11,7 +11,7 @@ branch, and adds the input gradients: x feeds every branch, so its gradient is t
 relevance (LRP) and DeepLIFT's multipliers split by channel in the same way, and what each branch conserves
 the sum conserves.
 """
-import numpy as np
+import itertools
 
 from .backend import array_module
 from .layers import Layer
@@ -19,7 +19,8 @@ from .layers import Layer
 
 def split_channels(dout, channels):
     """dout (N, C_1 + ... + C_B, h, w) -> [dout_1 (N, C_1, h, w), ..., dout_B]: the part of each branch."""
-    return np.split(dout, np.cumsum(channels)[:-1], axis=1)
+    bounds = list(itertools.accumulate(channels))[:-1]            # C_1, C_1 + C_2, ...: where each part ends
+    return array_module(dout).split(dout, bounds, axis=1)
 
 
 class Concat(Layer):

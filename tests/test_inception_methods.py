@@ -118,3 +118,18 @@ def test_filter_visualisation_of_one_branch(model):
         crop = branch[0, r.filter - first, 2:-2, 2:-2].mean()             # the objective's 2-pixel border
         assert crop == pytest.approx(float(r.history[-1]), rel=1e-6)
         assert r.history[-1] > r.history[0]
+
+
+def test_runs_on_a_device(model, x, targets):
+    """On the stand-in GPU of tests/fake_device.py (which refuses any host array in a device computation):
+    Concat, the input transform and the CAMs use only their inputs' array module, and agree with the CPU."""
+    import copy
+
+    from fake_device import fake
+    from minixai.backend import to_host
+    cpu = models.inception_v3(seed=0, transform_input=True).astype(np.float64)
+    device = copy.deepcopy(cpu).to(fake)
+    for name in ("saliency", "lrp", "gradcam++", "eigencam"):
+        expected = mx.METHODS[name](cpu, x, targets)
+        got = to_host(mx.METHODS[name](device, fake.asarray(x), targets))
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())

@@ -2,10 +2,11 @@
 score, and the last two steps, ReLU and upsampling.
 
 Every CAM is f(model, x, target, layer=None, upsample=True) -> (N, H, W) (input size, bilinear with half-pixel
-centres) or (N, h, w) (the layer's size) with upsample=False. layer=None picks the last convolutional stage,
-``cam.default_layer``: layer4 for the ResNets, features.29 for VGG-16, features.12 for AlexNet, Mixed_7c for
-Inception v3. The maps are not rescaled: pytorch-grad-cam divides each one by its maximum (after subtracting
-its minimum, ``/(max + 1e-7)``) and resizes it in float32, which ``viz`` does for display.
+centres) or (N, h, w) (the layer's size) with upsample=False, as NumPy or GPU array as x is (the arrays in
+between live where the model does). layer=None picks the last convolutional stage, ``cam.default_layer``:
+layer4 for the ResNets, features.29 for VGG-16, features.11 for AlexNet, Mixed_7c for Inception v3,
+features.10 for the shapes CNN. The maps are not rescaled: pytorch-grad-cam divides each one by its maximum
+(after subtracting its minimum, ``/(max + 1e-7)``) and resizes it in float32, which ``viz`` does for display.
 """
 import numpy as np
 
@@ -60,4 +61,5 @@ def explained_scores(logits, targets):
     """The explained score per row: the target logit (targets (B,)), or the sum of the logits (None)."""
     if targets is None:
         return logits.sum(axis=1)
-    return logits[np.arange(len(targets)), np.asarray(targets)]
+    xp = array_module(logits)
+    return logits[xp.arange(len(targets)), xp.asarray(targets)]

@@ -17,6 +17,7 @@ rescale them: see ``_cam``), so the maps agree with its unscaled ones to roundin
 import numpy as np
 
 from ._cam import finish, setup, spatial, weighted_sum
+from ._common import returns_like_input
 from .cam import layer_gradient
 
 
@@ -27,6 +28,7 @@ def _maps_and_gradients(model, x, target, layer, method):
     return x, spatial(A, layer, method), g
 
 
+@returns_like_input
 def gradcam_plus_plus(model, x, target, layer=None, upsample=True):
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with the ReLU of eq. 7): map (N, H, W), (N, h, w) with
     upsample=False. The second and third derivatives of exp(score) are written with the first, as the paper
@@ -41,6 +43,7 @@ def gradcam_plus_plus(model, x, target, layer=None, upsample=True):
     return finish(weighted_sum(weights, A), x, upsample)
 
 
+@returns_like_input
 def xgradcam(model, x, target, layer=None, upsample=True):
     """XGradCAM (Fu et al. 2020, eq. 11): w_k = sum_ij (A_kij / (sum_ab A_kab + 1e-7)) g_kij, the gradient
     averaged with the activations as weights. Map (N, H, W), (N, h, w) with upsample=False. The 1e-7 is
@@ -50,6 +53,7 @@ def xgradcam(model, x, target, layer=None, upsample=True):
     return finish(weighted_sum(weights, A), x, upsample)
 
 
+@returns_like_input
 def hirescam(model, x, target, layer=None, upsample=True):
     """HiResCAM (Draelos & Carin 2020): L = ReLU(sum_k g_k * A_k), the gradient kept at each position, so that
     for a layer followed by one dense layer the map is exactly the score's contribution per position.
@@ -58,6 +62,7 @@ def hirescam(model, x, target, layer=None, upsample=True):
     return finish((g * A).sum(axis=1), x, upsample)
 
 
+@returns_like_input
 def layercam(model, x, target, layer=None, upsample=True):
     """LayerCAM (Jiang et al. 2021, eq. 5-6): L = ReLU(sum_k ReLU(g_k) * A_k), a position's activation
     weighted by its own positive gradient; meant for shallow layers too. Map (N, H, W), (N, h, w) with

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..backend import array_module
 from ..validate import check_positive
 from ._cam import activations, explained_scores, finish, setup, weighted_sum
+from ._common import returns_like_input
 
 
 def _batches(n_images, channels, batch_size, desc, progress):
@@ -37,7 +38,7 @@ def upsample_align_corners(maps, size):
         R = np.zeros((n_out, n_in))
         np.add.at(R, (np.arange(n_out), lo), 1 - frac)
         np.add.at(R, (np.arange(n_out), hi), frac)
-        return R.astype(maps.dtype)
+        return array_module(maps).asarray(R.astype(maps.dtype))          # made here, copied where maps are
 
     rows, cols = weights(maps.shape[-2], size[0]), weights(maps.shape[-1], size[1])
     return rows @ maps @ cols.T                        # sum_ab R_ia A_ab C_jb
@@ -58,6 +59,7 @@ def softmax(scores):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@returns_like_input
 def scorecam(model, x, target, layer=None, upsample=True, batch_size=32, progress=True):
     """Score-CAM (Wang et al. 2020, Algorithm 1): map (N, H, W), (N, h, w) with upsample=False.
 
@@ -71,7 +73,7 @@ def scorecam(model, x, target, layer=None, upsample=True, batch_size=32, progres
     x, targets, layer = setup(model, x, target, layer, "Score-CAM")
     A = activations(model, x, layer, "Score-CAM")
     N, K = A.shape[:2]
-    scores = np.zeros((N, K), dtype=A.dtype)
+    scores = array_module(A).zeros((N, K), dtype=A.dtype)
     for n, ks in _batches(N, K, batch_size, "score-cam", progress):
         masked = x[n][None] * score_masks(A[n, ks], x.shape[2:])[:, None]      # (k, C, H, W): x * M_k
         t = None if targets is None else np.full(ks.stop - ks.start, targets[n])
@@ -79,6 +81,7 @@ def scorecam(model, x, target, layer=None, upsample=True, batch_size=32, progres
     return finish(weighted_sum(softmax(scores), A), x, upsample)
 
 
+@returns_like_input
 def ablationcam(model, x, target, layer=None, upsample=True, value=0.0, batch_size=32, progress=True):
     """Ablation-CAM (Desai & Ramaswamy 2020, eq. 2-3): map (N, H, W), (N, h, w) with upsample=False.
 
@@ -97,10 +100,11 @@ def ablationcam(model, x, target, layer=None, upsample=True, value=0.0, batch_si
     head = model.submodel(start=layer)
     base = explained_scores(head.record(A).output, targets)            # y^c, (N,)
     N, K = A.shape[:2]
-    ablated = np.zeros((N, K), dtype=A.dtype)
+    xp = array_module(A)
+    ablated = xp.zeros((N, K), dtype=A.dtype)
     for n, ks in _batches(N, K, batch_size, "ablation-cam", progress):
-        copies = array_module(A).repeat(A[n][None], ks.stop - ks.start, axis=0)     # (k, K, h, w)
-        copies[np.arange(len(copies)), np.arange(ks.start, ks.stop)] = value        # channel k of copy k
+        copies = xp.repeat(A[n][None], ks.stop - ks.start, axis=0)                  # (k, K, h, w)
+        copies[xp.arange(len(copies)), xp.arange(ks.start, ks.stop)] = value        # channel k of copy k
         t = None if targets is None else np.full(len(copies), targets[n])
         ablated[n, ks] = explained_scores(head.record(copies).output, t)
     weights = (base[:, None] - ablated) / base[:, None]
