@@ -12,6 +12,7 @@ from minixai.canonizers import merge_batchnorm
 from minixai.inception_blocks import (BasicConv2d, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD,
                                       InceptionE, InputTransform)
 from minixai.layers import BatchNorm2d, Conv2d
+from test_fusion import random_model
 
 NUM_PARAMS = 27_161_264                 # torchvision's published count (auxiliary head included)
 
@@ -32,14 +33,11 @@ def images(shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def randomise_batchnorm(model, seed=1):
-    rng = np.random.default_rng(seed)
-    for _, layer in model.named_layers():
-        if isinstance(layer, BatchNorm2d):
-            n = layer.num_features
-            layer.weight, layer.bias = rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n)
-            layer.running_mean, layer.running_var = rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)
-    return model
+def random_batchnorm_model(transform_input=True):
+    """Inception v3 in float64 with test_fusion's random batch-norm statistics (the identity init would hide a
+    wrong scale), and the input transform on."""
+    state = random_model("inception_v3", np.float64).state_dict()
+    return models.inception_v3(weights=state, transform_input=transform_input).astype(np.float64)
 
 
 # ---- architecture ------------------------------------------------------------------------------------------
@@ -198,7 +196,7 @@ def test_registry_entry_is_torchvisions():
 
 # ---- canonizer, fusion, gradient ----------------------------------------------------------------------------
 def test_merge_batchnorm_folds_every_basic_conv():
-    model = randomise_batchnorm(models.inception_v3(seed=0, transform_input=True)).astype(np.float64)
+    model = random_batchnorm_model()
     merged = merge_batchnorm(model)
     assert not any(isinstance(layer, BatchNorm2d) for _, layer in merged.named_layers())
     assert all(layer.bias is not None for _, layer in merged.named_layers() if isinstance(layer, Conv2d))
@@ -223,7 +221,7 @@ def test_fusion_puts_every_main_convolution_in_a_unit(model):
 
 def test_input_gradient_matches_finite_differences():
     """<grad f(x), v> = (f(x + eps v) - f(x - eps v)) / (2 eps), float64, random BN statistics, input transform."""
-    model = randomise_batchnorm(models.inception_v3(seed=0, transform_input=True)).astype(np.float64)
+    model = random_batchnorm_model()
     x, v, targets = images((2, 3, 75, 83), 0, np.float64), images((2, 3, 75, 83), 1, np.float64), [1, 2]
     logits = model(x)
     seed = np.zeros_like(logits)

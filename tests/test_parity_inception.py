@@ -14,12 +14,12 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from minixai import models  # noqa: E402
-from test_parity_torch import randomise, relative_max_diff  # noqa: E402
+from test_parity_torch import (our_logits_and_gradient, randomise, relative_max_diff,  # noqa: E402
+                               torch_logits_and_gradient)
 
 pytestmark = pytest.mark.torch
 
-TARGETS = [7, 123]
-TOL = 1e-12
+TOL = 1e-12                            # the targets: test_parity_torch's (7 and 123)
 
 
 def torchvision_inception(seed=0, **options):
@@ -35,26 +35,12 @@ def pair():
     return net.double(), model
 
 
-def logits_and_gradient_torch(net, x):
-    xt = torch.from_numpy(x.copy()).requires_grad_()
-    logits = net(xt)
-    logits[range(len(TARGETS)), TARGETS].sum().backward()
-    return logits.detach().numpy(), xt.grad.numpy()
-
-
-def logits_and_gradient_ours(model, x):
-    logits = model(x)
-    grad_out = np.zeros_like(logits)
-    grad_out[range(len(TARGETS)), TARGETS] = 1
-    return logits, model.backward(grad_out)
-
-
 @pytest.mark.parametrize("size", [(299, 299), (139, 171)])
 def test_float64_logits_and_input_gradient(pair, size):
     net, model = pair
     x = np.random.default_rng(0).standard_normal((2, 3, *size))
-    logits, grad = logits_and_gradient_torch(net, x)
-    our_logits, our_grad = logits_and_gradient_ours(model, x)
+    logits, grad = torch_logits_and_gradient(net, x)
+    our_logits, our_grad = our_logits_and_gradient(model, x)
     assert our_grad.dtype == np.float64
     assert relative_max_diff(our_logits, logits) <= TOL
     assert relative_max_diff(our_grad, grad) <= TOL
@@ -66,8 +52,8 @@ def test_transform_input():
     model = models.from_torchvision(net).astype(np.float64)
     assert model.layer_names()[0] == "transform_input" and "AuxLogits" not in model.layer_names()
     x = np.random.default_rng(1).standard_normal((2, 3, 107, 107))
-    logits, grad = logits_and_gradient_torch(net.double(), x)
-    our_logits, our_grad = logits_and_gradient_ours(model, x)
+    logits, grad = torch_logits_and_gradient(net.double(), x)
+    our_logits, our_grad = our_logits_and_gradient(model, x)
     assert relative_max_diff(our_logits, logits) <= TOL
     assert relative_max_diff(our_grad, grad) <= TOL
 
