@@ -1,16 +1,21 @@
 """Vectorised kernels written for any array module (NumPy here, CuPy on a GPU).
 
-The convolution is a "shift GEMM": for every kernel tap (r, s) the padded input, shifted by
-(r*D, s*D) and strided by S, is one (C, H'W') matrix, and
+The convolution is im2col and one matrix product: the padded input, shifted by (r*D, s*D) and strided by S for
+every kernel tap (r, s), is copied into the rows of one (C*R*S, H'W') matrix per image, and
 
-    out[n] = b + sum_{r, s} W[:, :, r, s] @ shift_{r, s}(xpad[n])          # kc,ncL->nkL
+    out[n] = b + W (K, C*R*S) @ cols[n] (C*R*S, H'W')                     # kq,nqL->nkL
 
-so no im2col buffer is ever built. Signatures: see ``minixai.kernels``.
+so each layer is one large product (on a GPU, one cuBLAS call instead of one per tap, and a depth of C*R*S
+instead of C keeps it busy). Images go in chunks whose im2col matrices fit ``COLUMNS_BYTES``; a 1x1
+stride-1 convolution needs no copy at all. Its transpose, the input gradient, is the product with W^T and a
+col2im: each tap's rows are added back at their shifted positions. Signatures: see ``minixai.kernels``.
 """
 from minixai.backend import array_module
 
 from .reference import gated_gradient
 from .sizes import conv_output_size, pool_output_size
+
+COLUMNS_BYTES = 1 << 29          # im2col matrices of one chunk of images: 512 MiB at most
 
 
 def _pad(x, padding, value=0.0):
@@ -30,17 +35,42 @@ def _out_hw(x_shape, w_shape, stride, padding, dilation):
             conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1]))
 
 
+def _chunks(n_images, image_bytes):
+    """Slices of the batch whose im2col matrices take at most COLUMNS_BYTES (one image at least)."""
+    per = max(1, COLUMNS_BYTES // max(image_bytes, 1))
+    return [slice(i, min(i + per, n_images)) for i in range(0, n_images, per)]
+
+
+def _direct(w_shape, stride, padding):
+    """A 1x1 stride-1 convolution without padding is a product with the input itself: no im2col."""
+    return tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
+def _im2col(xpad, kernel, out_hw, stride, dilation):
+    """cols (n, C*R*S, OH*OW): row (c, r, s) holds the tap (r, s) of channel c at every output position."""
+    xp = array_module(xpad)
+    n, C = xpad.shape[:2]
+    R, S = kernel
+    cols = xp.empty((n, C, R * S, *out_hw), dtype=xpad.dtype)
+    for r in range(R):
+        for s in range(S):
+            cols[:, :, r * S + s] = _shift(xpad, r, s, out_hw, stride, dilation)
+    return cols.reshape(n, C * R * S, out_hw[0] * out_hw[1])
+
+
 def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     xp = array_module(x)
     N, C = x.shape[:2]
     K, _, R, S = w.shape
     OH, OW = _out_hw(x.shape, w.shape, stride, padding, dilation)
-    xpad = _pad(x, padding)
-    out = xp.zeros((N, K, OH * OW), dtype=x.dtype)
-    for r in range(R):
-        for s in range(S):
-            shifted = _shift(xpad, r, s, (OH, OW), stride, dilation).reshape(N, C, OH * OW)
-            out += w[:, :, r, s] @ shifted                                     # kc,ncL->nkL
+    wmat = w.reshape(K, C * R * S)
+    out = xp.empty((N, K, OH * OW), dtype=x.dtype)
+    if _direct(w.shape, stride, padding):
+        out[...] = wmat @ x.reshape(N, C, OH * OW)                              # kc,ncL->nkL
+    else:
+        for part in _chunks(N, C * R * S * OH * OW * x.dtype.itemsize):
+            cols = _im2col(_pad(x[part], padding), (R, S), (OH, OW), stride, dilation)
+            out[part] = wmat @ cols                                             # kq,nqL->nkL
     if scale is not None:
         out *= scale[None, :, None]
     if b is not None:
@@ -50,19 +80,23 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     return out.reshape(N, K, OH, OW)
 
 
-
 def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
     dout = gated_gradient(dout, scale, gate, clip)
     xp = array_module(dout)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
     _, _, OH, OW = dout.shape
-    dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    wt = w.reshape(K, C * R * S).T                                              # (C*R*S, K)
     d = dout.reshape(N, K, OH * OW)
-    for r in range(R):
-        for s in range(S):
-            # the transpose of the forward tap: every output sends W[:, :, r, s]^T dout back to its pixel
-            _shift(dxpad, r, s, (OH, OW), stride, dilation)[...] += (w[:, :, r, s].T @ d).reshape(N, C, OH, OW)
+    if _direct(w.shape, stride, padding):
+        return xp.ascontiguousarray((wt @ d).reshape(N, C, H, W))               # qk,nkL->nqL
+    dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    for part in _chunks(N, C * R * S * OH * OW * dout.dtype.itemsize):
+        dcols = (wt @ d[part]).reshape(-1, C, R * S, OH, OW)                    # the transposed product
+        for r in range(R):
+            for s in range(S):
+                # col2im: every output sends W[:, :, r, s]^T dout back to the pixel its tap read
+                _shift(dxpad[part], r, s, (OH, OW), stride, dilation)[...] += dcols[:, :, r * S + s]
     return xp.ascontiguousarray(dxpad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W])
 
 
