@@ -83,8 +83,10 @@ def test_ties_are_visited_in_flat_index_order():
 def test_batch_size_changes_nothing(setup):
     model, _, _, x, maps, y = setup
     curves = [ev.deletion(model, x, y, maps, steps=6, batch_size=size, progress=False).curve for size in (1, 5, None)]
-    np.testing.assert_array_equal(curves[0], curves[1])
-    np.testing.assert_array_equal(curves[0], curves[2])
+    # equal up to the last bits: the kernels split a batch into GEMM tasks by its size, and BLAS rounds a
+    # product's edge blocks in its own way (OpenBLAS's AVX-512 kernels do)
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(curves[0], curves[2], rtol=1e-12, atol=0)
 
 
 def test_float32_in_float32_out(setup):

@@ -28,7 +28,8 @@ def test_road_noise_does_not_depend_on_batching():
     rng = np.random.default_rng(0)
     x, maps = rng.standard_normal((3, 1, 5, 5)), rng.random((3, 5, 5))
     one = ev.road(model, x, 0, maps, batch_size=1, seed=3, progress=False).curve
-    np.testing.assert_array_equal(one, ev.road(model, x, 0, maps, batch_size=None, seed=3, progress=False).curve)
+    np.testing.assert_allclose(one, ev.road(model, x, 0, maps, batch_size=None, seed=3, progress=False).curve,
+                               rtol=1e-12, atol=0)        # last bits: BLAS rounds edge blocks by batch size
 
 
 def test_bad_road_input_is_named():
