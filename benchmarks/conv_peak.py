@@ -1,0 +1,107 @@
+"""ResNet-50's convolutions against the machine's sgemm peak, by layer type (minixai only).
+
+    python benchmarks/conv_peak.py                  # batch 1 and 8
+    python benchmarks/conv_peak.py --batches 8 --reps 3
+
+Peak: the single-threaded sgemm of the BLAS the kernels use (kernels/blas_choice.py), on a 1536^3 product,
+times Numba's threads. Then one saliency pass of ResNet-50 at 224x224 runs with every convolution timed (the
+forward and the input gradient apart) and its flops counted as a direct convolution would do them (2 K C R S
+per output, so Winograd's layers count what they replace). Each row: time, GF/s and share of the peak for the
+layer type: the 7x7 first layer, 1x1, 3x3 stride 1, and the stride-2 ones.
+"""
+import argparse
+import collections
+import time
+
+import numba
+import numpy as np
+
+import minixai as mx
+from minixai import models
+from minixai.kernels import blas_choice, cpu, cpu_blas
+
+
+def peak_gflops(size=1536, reps=5):
+    """Single-threaded sgemm of the bound library on size^3, best of reps, GF/s."""
+    from threadpoolctl import threadpool_limits
+    gemm = blas_choice._FORTRAN_GEMM(cpu_blas._library.addresses["sgemm"])
+    a, b = (np.random.default_rng(i).random((size, size), np.float32) for i in range(2))
+    c = np.empty((size, size), np.float32)
+    call = blas_choice._fortran_call(gemm, a, b, c)
+    with threadpool_limits(1, user_api="blas"):
+        call()
+        best = min(blas_choice._timed(call) for _ in range(reps))
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def kind(w, stride):
+    K, C, R, S = w.shape
+    if C == 3:
+        return "first (7x7/2)"
+    return f"{R}x{S} stride {stride[0]}"
+
+
+def profile(batch, reps):
+    """{(direction, kind): [seconds, flops]} per pass, and the whole pass's seconds."""
+    stats = collections.defaultdict(lambda: [0.0, 0.0])
+    forward, backward = cpu.conv2d_forward, cpu.conv2d_backward_input
+
+    def timed_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
+        start = time.perf_counter()
+        out = forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu)
+        entry = stats[("forward", kind(w, stride))]
+        entry[0] += time.perf_counter() - start
+        entry[1] += 2.0 * out.size * w[0].size
+        return out
+
+    def timed_backward(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
+        start = time.perf_counter()
+        dx = backward(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate, clip=clip)
+        entry = stats[("input gradient", kind(w, stride))]
+        entry[0] += time.perf_counter() - start
+        entry[1] += 2.0 * dout.size * w[0].size
+        return dx
+
+    model = models.resnet50(seed=0)
+    x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    mx.saliency(model, x, 0)
+    cpu.conv2d_forward, cpu.conv2d_backward_input = timed_forward, timed_backward
+    try:
+        for _ in range(2):
+            mx.saliency(model, x, 0)                    # warm-up: compile and fill the output pool
+        stats.clear()
+        start = time.perf_counter()
+        for _ in range(reps):
+            mx.saliency(model, x, 0)
+        total = (time.perf_counter() - start) / reps
+    finally:
+        cpu.conv2d_forward, cpu.conv2d_backward_input = forward, backward
+    return {k: (t / reps, f / reps) for k, (t, f) in stats.items()}, total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    threads = numba.get_num_threads()
+    peak = peak_gflops()
+    cpu_name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name")), "?")
+    print(f"CPU: {cpu_name}; BLAS: {cpu_blas.BLAS}; single-threaded sgemm peak {peak:.0f} GF/s x {threads} "
+          f"threads = {peak * threads:.0f} GF/s")
+    for batch in args.batches:
+        stats, total = profile(batch, args.reps)
+        conv_time = sum(t for t, _ in stats.values())
+        conv_flops = sum(f for _, f in stats.values())
+        print(f"\nResNet-50, batch {batch}: saliency pass {total * 1e3:.0f} ms, of which convolutions "
+              f"{conv_time * 1e3:.0f} ms at {conv_flops / conv_time / 1e9:.0f} GF/s = "
+              f"{conv_flops / conv_time / 1e9 / (peak * threads):.0%} of the peak")
+        print("| pass | layers | ms | GF/s | share of peak |")
+        print("|---|---|---|---|---|")
+        for (direction, name), (t, f) in sorted(stats.items()):
+            print(f"| {direction} | {name} | {t * 1e3:.1f} | {f / t / 1e9:.0f} | {f / t / 1e9 / (peak * threads):.0%} |")
+
+
+if __name__ == "__main__":
+    main()
