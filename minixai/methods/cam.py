@@ -35,6 +35,9 @@ def layer_gradient(model, x, targets, layer):
     if layer not in model.path_names():
         _, tape = input_gradient(model, x, targets, capture=[layer])
         return tape.outputs[layer], tape.grads[layer]
+    if model.layer_names()[-1] == layer or model.path_names()[-1] == layer:
+        raise ValueError(f"layer {layer!r} gives the model's output: a class activation map needs a layer "
+                         "below it with spatial maps (N, K, h, w), e.g. the default one")
     A = model.submodel(end=layer).record(x).output
     head = model.submodel(start=layer)
     return A, input_gradient(head, A, targets)[0]
