@@ -16,6 +16,7 @@ kernels must stay cacheable (``cache=True``). So:
   the user's own NumPy/SciPy BLAS keeps its setting outside our kernels).
 """
 import contextlib
+import os
 import threading
 
 import llvmlite.binding as llvm
@@ -26,6 +27,8 @@ from . import blas_choice
 
 _library, BLAS_REASON = blas_choice.choose()
 BLAS = _library.name
+_SHARED = BLAS == "openblas"   # SciPy's own copy can start threads; the AVX-512 copy (loaded with one thread)
+                               # and MKL's sequential layer never do
 for _name, _address in _library.addresses.items():
     # the names never change: kernels cached against them (Numba tracks only their own file) keep linking
     llvm.add_symbol(f"minixai_cython_{_name}", _address)
@@ -93,8 +96,12 @@ def single_threaded_blas():
     """Run the enclosed kernels with every loaded BLAS limited to one thread (Numba owns the threads).
 
     BLAS thread counts are process-wide, and several Python threads may run kernels at once: the first to
-    enter saves the counts and sets them to 1, the last to leave restores them."""
+    enter saves the counts and sets them to 1, the last to leave restores them. Only SciPy's OpenBLAS, shared
+    with the user's own SciPy calls, needs it: with another library bound this does nothing."""
     global _blas_controllers, _blas_users, _blas_saved
+    if not _SHARED:
+        yield
+        return
     with _blas_lock:
         if _blas_users == 0:
             if _blas_controllers is None:
@@ -114,3 +121,16 @@ def single_threaded_blas():
                 for lib, count in _blas_saved:
                     if count != 1:
                         lib.set_num_threads(count)
+
+
+def bound_threads():
+    """How many threads the library behind the kernels may start in a call made inside single_threaded_blas()
+    (anything but 1 would oversubscribe Numba's threads)."""
+    with single_threaded_blas():
+        if BLAS == "mkl":
+            return _library.handle.MKL_Get_Max_Threads()
+        if _library.handle is not None:
+            return _library.handle.scipy_openblas_get_num_threads()
+        from threadpoolctl import threadpool_info
+        bound = os.path.realpath(_library.files[0])
+        return max(lib["num_threads"] for lib in threadpool_info() if os.path.realpath(lib["filepath"]) == bound)

@@ -35,7 +35,7 @@ for dtype in (np.float32, np.float64):
         errors[f"dense batch {n} {dtype.__name__}"] = max(
             float(np.abs(cpu.linear_forward(x, w, None) - x @ w.T).max() / np.abs(x @ w.T).max()),
             float(np.abs(cpu.linear_backward_input(d, w) - d @ w).max() / np.abs(d @ w).max()))
-print(json.dumps({"blas": cpu_blas.BLAS, "errors": errors}))
+print(json.dumps({"blas": cpu_blas.BLAS, "errors": errors, "threads": cpu_blas.bound_threads()}))
 """
 
 
@@ -55,6 +55,7 @@ def run_with(blas):
 
 
 def check(result):
+    assert result["threads"] == 1, f"{result['blas']} would start {result['threads']} threads inside the kernels"
     for case, error in result["errors"].items():
         tolerance = 1e-5 if "float32" in case else 1e-12
         assert error < tolerance, f"{result['blas']}: {case} is off by {error:.2e} (relative)"

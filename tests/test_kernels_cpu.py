@@ -343,12 +343,12 @@ def test_linear_matches_matmul(dtype):
 
 
 def test_blas_is_single_threaded_inside_kernels_only():
-    """One threading model: Numba's threads, each calling one-threaded BLAS; the user's setting is restored."""
+    """One threading model: Numba's threads, each calling a one-threaded BLAS; the user's settings are restored."""
     from threadpoolctl import threadpool_info
 
-    from minixai.kernels.cpu_blas import single_threaded_blas
+    from minixai.kernels.cpu_blas import bound_threads, single_threaded_blas
 
     before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     with single_threaded_blas():
-        assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
+        assert bound_threads() == 1
     assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
