@@ -9,8 +9,8 @@ and no im2col buffer is built. The work is cut into tasks (image, block of outpu
 channels]) that Numba's threads run in parallel; each task calls single-threaded BLAS (``cpu_blas``). A
 block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
 the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out through the
-"epilogue": out = max(scale[k] * acc + bias[k], 0), which is how an inference batch norm and a ReLU
-after the convolution cost nothing extra (``minixai.layers.forward_chain`` decides when to fuse).
+"epilogue": out = max(scale[k] * acc + bias[k], 0): an inference batch norm and a ReLU after the convolution
+cost nothing extra there (``minixai.fusion`` decides when to fuse).
 
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
@@ -20,9 +20,8 @@ Deep 3x3 stride-1 layers (VGG's, ResNet's inner convolutions) go to Winograd's F
 ``cpu_winograd`` instead: 2.25x fewer multiplications; 1.05-1.9x faster on VGG's layers at batch 1, up
 to 2.3x at batch 8 (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
-Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). The
-elementwise kernels (ReLU, batch norm, the residual join) are in ``cpu_pointwise``, the dense layers in
-``cpu_dense``, max-pooling in ``cpu_pool``; this module exports them all.
+Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
+norm and the residual join are in ``cpu_pointwise``, dense layers in ``cpu_dense``, max-pooling in ``cpu_pool``.
 """
 import threading
 
@@ -46,8 +45,7 @@ TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2
 MIN_SHIFT_CHANNELS = 16  # below this GEMM depth (RGB input, or an RGB input's gradient) use im2col/col2im
 MIN_CHANNEL_BLOCK = 32   # never split the output channels into blocks smaller than this
-MIN_SHIFT_PLANE = 400    # below this many output positions per image (14x14, 7x7) im2col is 1.2-4x faster:
-                         # the shift GEMM's wide rows are too short and its weight copy dominates
+MIN_SHIFT_PLANE = 400    # fewer output positions per image (14x14, 7x7): im2col, 1.2-4x faster (short rows)
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -92,6 +90,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
     OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
     out = cpu_memory.empty((N, K, OH, OW), x.dtype)
     # the epilogue of every task: out = max(scale[k] * conv + bias[k], 0 if relu); x * 1 + 0 is exact
+    plain = b is None and scale is None and not relu
     bias = b if b is not None else np.zeros(K, x.dtype)
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
@@ -100,7 +99,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
             cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads)
+            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain)
         else:
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
@@ -141,13 +140,14 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     return xpad, taps, transposed and not copy_w
 
 
-def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads):
+def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False):
+    """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity)."""
     N, K, OH, OW = out.shape
     Wp = xpad.shape[3]
     rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dilation[0], dilation[1], rows, kblock,
+    _shift_gemm(xpad, taps, trans, scale, bias, relu, plain, out, dilation[0], dilation[1], rows, kblock,
                 wide.reshape(threads, -1))
 
 
@@ -189,7 +189,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock, wide):
+def _shift_gemm(xpad, taps, trans, scale, bias, relu, plain, out, dh, dw, rows, kblock, wide):
     """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
 
     xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
@@ -220,7 +220,10 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, out, dh, dw, rows, kblock,
                          xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
                          0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
             # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
-            # indexing, as a view per row would make both threads contend on the array's reference count
+            # indexing, as a view per row would make both threads contend on the array's reference count.
+            # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do
+            if direct and plain:
+                continue
             for k in range(k0, k1):
                 for i in range(i0, i1):
                     if direct:
@@ -302,7 +305,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
             dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
-                            dilation, threads)
+                            dilation, threads, plain=True)
         else:
             if gate is not None or scale is not None or clip:
                 dout = _gated_copy(dout, gate, scale, clip)
