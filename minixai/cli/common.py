@@ -119,3 +119,15 @@ def output_path(out):
 def model_options(p):
     p.add_argument("--model", default="shapes", help="shapes (default), vgg11, vgg16, alexnet, resnet18/34/50")
     p.add_argument("--weights", help="a .npz/.pth file (default: the model's pretrained weights)")
+
+
+def held_out_shapes(model_name, count, why, instead):
+    """The first `count` held-out images of the shapes world, for the commands that need the world itself
+    (`why`: what for; `instead`: what to do for another model)."""
+    if model_name != "shapes":
+        raise CLIError(f"{why}, so only --model shapes works here; for {model_name}, {instead}")
+    if count <= 0:
+        raise CLIError(f"--images must be a positive integer, got {count}")
+    from minixai.data import shapes
+    from minixai.train_shapes import TEST_SEED
+    return shapes.generate(count, seed=TEST_SEED)

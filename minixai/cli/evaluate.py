@@ -3,22 +3,17 @@ images of the shapes world (ground-truth masks), with a random map and an edge d
 import json
 from pathlib import Path
 
-from .common import CLIError, methods
+from .common import held_out_shapes, methods
 
 
 def cmd_evaluate(args):
     from minixai import viz
-    from minixai.data import shapes
     from minixai.evaluation.report import DEFAULT_METHODS, evaluate
     from minixai.models import load
     from minixai.train_shapes import TEST_SEED
-    if args.model != "shapes":
-        raise CLIError(f"evaluate scores localisation against the shapes world's object masks, so only --model "
-                       f"shapes works here; for {args.model}, call the functions of minixai.evaluation from Python")
-    if args.images <= 0:
-        raise CLIError(f"--images must be a positive integer, got {args.images}")
+    batch = held_out_shapes(args.model, args.images, "evaluate scores localisation against the shapes world's "
+                            "object masks", "call the functions of minixai.evaluation from Python")
     chosen = methods(args.methods) if args.methods else list(DEFAULT_METHODS)
-    batch = shapes.generate(args.images, seed=TEST_SEED)
     report = evaluate(load("shapes"), batch, chosen, batch_size=args.batch_size, seed=args.seed,
                       progress=not args.json)
     out = Path(args.out)

@@ -2,24 +2,18 @@
 import json
 from pathlib import Path
 
-from .common import CLIError, load_model
+from .common import CLIError, held_out_shapes, load_model
 
 
 def cmd_summit(args):
     import minixai as mx
     from minixai import viz
-    from minixai.data import shapes
-    from minixai.train_shapes import TEST_SEED
-    if args.model != "shapes":
-        raise CLIError(f"summit runs on the shapes world's images, so only --model shapes works here; "
-                       f"for {args.model}, call mx.summit(model, images, layers) from Python")
-    if args.images <= 0:
-        raise CLIError(f"--images must be a positive integer, got {args.images}")
+    batch = held_out_shapes(args.model, args.images, "summit runs on the shapes world's images",
+                            "call mx.summit(model, images, layers) from Python")
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise CLIError(f"--out must be an .html file (the drawing goes next to it as .png), got {out}")
     model = load_model("shapes", None)
-    batch = shapes.generate(args.images, seed=TEST_SEED)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     graph = mx.summit(model, batch.images, layers, clusters=args.clusters, steps=args.steps, seed=args.seed,
                       progress=not args.json)
