@@ -14,7 +14,7 @@ from ..backend import array_module
 from ..images import resize_bilinear
 from ..validate import check_layer_name
 from ._common import prepare
-from .cam import default_layer
+from .cam import default_layer, refuse_output_layer
 
 
 def setup(model, x, target, layer, method):
@@ -22,10 +22,7 @@ def setup(model, x, target, layer, method):
     raises a ValueError listing the valid ones, and so does the output layer (it has no maps)."""
     x, targets = prepare(model, x, target)
     layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
-    last = model.layer_names()[-1]                       # forward order: the output layer comes last
-    if layer == last or last.startswith(layer + "."):
-        raise ValueError(f"{method} needs a layer with spatial maps (N, K, h, w); {layer!r} gives the model's "
-                         f"output (N, {model.num_outputs}): choose one before it, e.g. {default_layer(model)!r}")
+    refuse_output_layer(model, layer, method)
     return x, targets, layer
 
 

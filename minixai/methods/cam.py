@@ -35,12 +35,17 @@ def layer_gradient(model, x, targets, layer):
     if layer not in model.path_names():
         _, tape = input_gradient(model, x, targets, capture=[layer])
         return tape.outputs[layer], tape.grads[layer]
-    if model.layer_names()[-1] == layer or model.path_names()[-1] == layer:
-        raise ValueError(f"layer {layer!r} gives the model's output: a class activation map needs a layer "
-                         "below it with spatial maps (N, K, h, w), e.g. the default one")
     A = model.submodel(end=layer).record(x).output
     head = model.submodel(start=layer)
     return A, input_gradient(head, A, targets)[0]
+
+
+def refuse_output_layer(model, layer, method):
+    """A ValueError if `layer` is (or holds) the output layer: its output (N, classes) has no maps."""
+    last = model.layer_names()[-1]                       # forward order: the output layer comes last
+    if layer == last or last.startswith(layer + "."):
+        raise ValueError(f"{method} needs a layer with spatial maps (N, K, h, w); {layer!r} gives the model's "
+                         f"output (N, {model.num_outputs}): choose one before it, e.g. {default_layer(model)!r}")
 
 
 @returns_like_input
@@ -49,6 +54,7 @@ def gradcam(model, x, target, layer=None, upsample=True, relu=True):
     layer: a layer name (default: `default_layer(model)`); relu=False keeps the negative evidence."""
     x, targets = prepare(model, x, target)
     layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
+    refuse_output_layer(model, layer, "Grad-CAM")
     A, dA = layer_gradient(model, x, targets, layer)
     if A.ndim != 4:
         raise ValueError(f"Grad-CAM needs a layer with spatial maps (N, K, h, w); {layer!r} outputs {A.shape}")
