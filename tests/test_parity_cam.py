@@ -61,11 +61,10 @@ def test_gradient_cams_and_eigencam(case, name):  # noqa: F811 (the fixture)
         assert relative_max_diff(ours, theirs) <= tol, layer
 
 
+@pytest.mark.parametrize("case", ["resnet50"], indirect=True)
 def test_three_cams_coincide_on_layer4_only(case):  # noqa: F811
     """Before global average pooling + fc, pytorch-grad-cam's GradCAM, XGradCAM and HiResCAM give one map
     (XGradCAM up to its 1e-7), and so do ours; on layer3 they differ."""
-    if case.arch != "resnet50":
-        pytest.skip("ResNet-50's layer4 and layer3")
     for layer, same in (("layer4", True), ("layer3", False)):
         maps = [np.maximum(their_raw_map(c, case.net, layer, case.x, case.targets), 0)
                 for c in ("GradCAM", "XGradCAM", "HiResCAM")]
