@@ -10,15 +10,12 @@ channels]) that Numba's threads run in parallel; each task calls single-threaded
 block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
 the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out through the
 "epilogue": out = max(scale[k] * acc + bias[k], 0): an inference batch norm and a ReLU after the convolution
-cost nothing extra there (``minixai.fusion`` decides when to fuse).
-
-The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
-Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
-layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
-block of rows at a time, and the weight gradient (training only) uses im2col with one partial sum per thread.
-Deep 3x3 stride-1 layers (VGG's, ResNet's inner convolutions) go to Winograd's F(2x2, 3x3) in
-``cpu_winograd`` instead: 2.25x fewer multiplications; 1.05-1.9x faster on VGG's layers at batch 1, up
-to 2.3x at batch 8 (benchmarks/conv_layers.py).
+cost nothing extra there (``minixai.fusion`` decides when to fuse). The input gradient of a stride-1
+convolution is the same shift GEMM on the gradient padded by Q = D(R-1) - P, with the weights flipped and
+transposed (``_pad_and_taps``). Strided convolutions and layers with few channels (the RGB first layer) or
+small planes (14x14, 7x7) use im2col / col2im on one block of rows at a time, and the weight gradient
+(training only) im2col with one partial sum per thread. Deep 3x3 stride-1 layers go to Winograd's
+F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
 norm and the residual join are in ``cpu_pointwise``, dense layers in ``cpu_dense``, max-pooling in ``cpu_pool``.
@@ -167,6 +164,11 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
                 if h < 0 or h >= H:
                     xpad[n, c, i, :] = 0
                     continue
+                if Wp == W:                            # no padding columns: a loop without that test, 2x faster
+                    for j in range(W):
+                        drop = (gated and not gate[n, c, h, j] > 0) or (clip and x[n, c, h, j] < 0)
+                        xpad[n, c, i, j] = 0 if drop else x[n, c, h, j] * a
+                    continue
                 for j in range(Wp):
                     v = j - qw
                     if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0) or (clip and x[n, c, h, v] < 0):
@@ -294,22 +296,20 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     if gate is not None and gate.shape != dout.shape:
         raise ValueError(f"conv2d_backward_input: gate has shape {gate.shape}, dout {dout.shape}")
     threads = numba.get_num_threads()
+    dx = cpu_memory.empty((N, C, H, W), dout.dtype)
     with single_threaded_blas():
         if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
-            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
-            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
                             dilation, threads, plain=True)
         else:
             if gate is not None or scale is not None or clip:
                 dout = _gated_copy(dout, gate, scale, clip)
-            dx = cpu_memory.empty((N, C, H, W), dout.dtype)
             dx.fill(0)
             rows = _task_rows(OH, OW, K)
             cblock = -(-C // max(1, min(C, -(-2 * threads // N))))
