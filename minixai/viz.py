@@ -274,9 +274,10 @@ def _grid_item(img, spec):
 
 
 def panel(image, maps, spec=None, title=None, cmap=None, overlay=True, alpha=0.5, how=None, norm="minmax",
-          percentile=99, cell=2.6):
+          percentile=99, cell=2.6, per_row=7):
     """The comparison figure (the CLI `minixai explain` writes it as FIGURE.png): the image, then for each
-    method its heatmap and, with overlay=True, below it the heatmap laid over the image.
+    method its heatmap and, with overlay=True, below it the heatmap laid over the image; more than `per_row`
+    methods wrap into further bands, each starting with the image again.
     image: as in `overlay` (a model input with its spec, or pixels). maps: {method name: that image's map},
     any shape `heatmap` accepts, in the order given. Every heatmap is normalised on its own, so they share one
     colour bar; the raw value range of each map (after aggregation, before normalisation) is written under it,
@@ -285,27 +286,39 @@ def panel(image, maps, spec=None, title=None, cmap=None, overlay=True, alpha=0.5
         raise ValueError("maps must be a non-empty dict {method name: map}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if isinstance(per_row, bool) or not isinstance(per_row, int) or per_row < 1:
+        raise ValueError(f"per_row must be a positive integer (methods per band), got {per_row!r}")
     how, cmap, vmin = _signed_defaults(norm, how, cmap)
     pixels = _pixels(image, spec)
     raw = {name: _single_map(a, how) for name, a in maps.items()}
+    names = list(raw)
+    bands = [names[i:i + per_row] for i in range(0, len(names), per_row)]
 
-    nrows, ncols = (2 if overlay else 1), 1 + len(raw)
+    height = 2 if overlay else 1                                  # rows per band
+    nrows, ncols = height * len(bands), 1 + len(bands[0])
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + 0.8, cell * nrows + (0.5 if title else 0.2)),
                              squeeze=False, layout="constrained")
-    axes[0, 0].imshow(pixels)
-    _bare(axes[0, 0], "image")
-    for j, (name, m) in enumerate(raw.items(), start=1):
-        shown = axes[0, j].imshow(normalize(m, norm, percentile), cmap=cmap, vmin=vmin, vmax=1.0)
-        _bare(axes[0, j], name)
-        axes[0, j].set_xlabel(f"raw range [{m.min():.3g}, {m.max():.3g}]", fontsize=8)
+    for b, band in enumerate(bands):
+        top = b * height
+        axes[top, 0].imshow(pixels)
+        _bare(axes[top, 0], "image")
+        for j, name in enumerate(band, start=1):
+            m = raw[name]
+            shown = axes[top, j].imshow(normalize(m, norm, percentile), cmap=cmap, vmin=vmin, vmax=1.0)
+            _bare(axes[top, j], name)
+            axes[top, j].set_xlabel(f"raw range [{m.min():.3g}, {m.max():.3g}]", fontsize=8)
+            if overlay:
+                axes[top + 1, j].imshow(_blend(pixels, m, cmap, alpha, norm, percentile, vmin))
+                _bare(axes[top + 1, j], None)
+        for row in range(top, top + height):                      # the last band's empty cells
+            for j in range(1 + len(band), ncols):
+                axes[row, j].set_axis_off()
         if overlay:
-            axes[1, j].imshow(_blend(pixels, m, cmap, alpha, norm, percentile, vmin))
-            _bare(axes[1, j], None)
-    fig.colorbar(shown, ax=axes[0, 1:].tolist(), shrink=0.85, label=COLORBAR_LABELS[norm].format(p=percentile))
-    if overlay:
-        axes[1, 0].set_axis_off()
-        axes[1, 0].text(0.5, 0.5, f"overlay\n(alpha = {alpha:g})", ha="center", va="center",
-                        transform=axes[1, 0].transAxes)
+            axes[top + 1, 0].set_axis_off()
+            axes[top + 1, 0].text(0.5, 0.5, f"overlay\n(alpha = {alpha:g})", ha="center", va="center",
+                                  transform=axes[top + 1, 0].transAxes)
+    fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), shrink=0.85 / len(bands) ** 0.5,
+                 label=COLORBAR_LABELS[norm].format(p=percentile))
     if title:
         fig.suptitle(title)
     return fig

@@ -193,6 +193,17 @@ def test_panel_saves_a_png(tmp_path):
     assert len(fig.axes) == 3 + 1
 
 
+def test_panel_wraps_many_methods_into_bands():
+    maps = {f"method {i}": blob(8, 8, centre=(i % 8, 3))[None] for i in range(9)}
+    fig = viz.panel(pixels(16, 16), maps, per_row=4)            # bands of 4, 4 and 1 methods, 5 columns
+    assert len(fig.axes) == 3 * 2 * 5 + 1                       # a map row and an overlay row per band, colour bar
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert len(drawn) == 3 + 2 * 9                              # the image at the start of each band, maps, overlays
+    assert [ax.get_title() for ax in drawn if ax.get_title().startswith("method")] == list(maps)
+    with pytest.raises(ValueError, match="per_row must be a positive integer"):
+        viz.panel(pixels(16, 16), maps, per_row=0)
+
+
 def test_grid_of_64_filters_saves_a_png(tmp_path):
     filters = np.random.default_rng(0).normal(size=(64, 3, 12, 12))           # seed 004: raw input-space images
     fig = viz.grid(filters, titles=[f"filter {i}" for i in range(64)], ncols=8)
