@@ -22,6 +22,7 @@ Every module provides::
     linear_backward_input(dout, w) -> dx         dx = dout @ w
     channel_affine(x, scale, shift) -> out       out = x * scale[c] + shift[c]   (an inference batch norm)
     add_relu(a, b) -> out                        out = max(a + b, 0)   (a residual join and its ReLU)
+    add(a, b) -> out                             out = a + b   (the gradients of a residual join, summed)
 
 The fused forms (``scale``/``relu`` of the forward, ``scale``/``gate``/``clip`` of the input gradient) are
 called only by ``minixai.fusion``; the layers call the plain ones.

@@ -30,13 +30,13 @@ from . import cpu_memory, cpu_winograd
 from .cpu_blas import gemm, single_threaded_blas
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
-from .cpu_pointwise import add_relu, channel_affine, epilogue, relu_backward, relu_forward
+from .cpu_pointwise import add, add_relu, channel_affine, epilogue, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
 from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
            "maxpool2d_backward", "relu_forward", "relu_backward", "linear_forward", "linear_backward_input",
-           "channel_affine", "add_relu"]
+           "channel_affine", "add_relu", "add"]
 
 TASK_COLUMNS = 1536      # output positions per task at most, and at most
 TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5 MB in float32) stays in L2

@@ -1,5 +1,5 @@
 """Elementwise CPU kernels (part of ``minixai.kernels.cpu``): ReLU forward and backward, the per-channel
-affine map of an inference batch norm, and the residual join with its ReLU. Each is one pass in parallel
+affine map of an inference batch norm, the residual join with its ReLU, and a sum. Each is one pass in parallel
 chunks, or on one thread for small arrays, where a fork/join would cost more than the pass."""
 import contextlib
 
@@ -63,6 +63,26 @@ def add_relu(a, b):
     with _threads_for(a.size):
         _add_relu(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), a.dtype.type(0))
     return out
+
+
+def add(a, b):
+    """out = a + b in one parallel pass: where a residual branch rejoins the main path, in the backward."""
+    a, b = contiguous(a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"add: the summands have shapes {a.shape} and {b.shape}")
+    out = cpu_memory.empty(a.shape, np.result_type(a, b))
+    with _threads_for(a.size):
+        _add(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _add(a, b, out):
+    for chunk in prange((a.size + RELU_CHUNK - 1) // RELU_CHUNK):
+        part = slice(chunk * RELU_CHUNK, (chunk + 1) * RELU_CHUNK)
+        a_s, b_s, outs = a[part], b[part], out[part]
+        for i in range(a_s.size):
+            outs[i] = a_s[i] + b_s[i]
 
 
 @njit(parallel=True, cache=True)

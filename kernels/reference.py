@@ -148,3 +148,8 @@ def channel_affine(x, scale, shift):
 def add_relu(a, b):
     """max(a + b, 0): a residual join and the ReLU after it."""
     return np.maximum(a + b, 0)
+
+
+def add(a, b):
+    """a + b: where a residual branch's gradient rejoins the main path's."""
+    return a + b

@@ -171,3 +171,7 @@ def channel_affine(x, scale, shift):
 
 def add_relu(a, b):
     return array_module(a).maximum(a + b, 0)
+
+
+def add(a, b):
+    return a + b

@@ -205,7 +205,7 @@ class FusedResidual(Layer):
         d_main, d_identity = ctx.backward(self.join, dout, rule)
         if self.shortcut is not None:
             d_identity = ctx.backward(self.shortcut, d_identity, rule)
-        return ctx.backward(self.main, d_main, rule) + d_identity
+        return kernels(d_main).add(ctx.backward(self.main, d_main, rule), d_identity)
 
 
 def fuse(layer):

@@ -318,15 +318,17 @@ def test_relu_non_contiguous_input():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("size", [7, 300_000])          # one thread / parallel chunks
-def test_channel_affine_and_add_relu(dtype, size):
+def test_channel_affine_add_relu_and_add(dtype, size):
     rng = np.random.default_rng(4)
     a, b = (rng.standard_normal((1, 3, 1, size)).astype(dtype) for _ in range(2))
     a[0, 1, 0, 0] = np.nan
     scale, shift = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
     assert_close(cpu.channel_affine(a, scale, shift), a * scale[:, None, None] + shift[:, None, None], dtype)
     np.testing.assert_array_equal(cpu.add_relu(a, b), np.maximum(a + b, 0))        # NaN stays NaN
-    with pytest.raises(ValueError, match="shapes"):
-        cpu.add_relu(a, b[:, :2])
+    np.testing.assert_array_equal(cpu.add(a, b[:, ::-1]), a + b[:, ::-1])           # a strided summand
+    for kernel in (cpu.add_relu, cpu.add):
+        with pytest.raises(ValueError, match="shapes"):
+            kernel(a, b[:, :2])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
