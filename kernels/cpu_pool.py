@@ -97,7 +97,8 @@ def _maxpool_2x2(x, out, argmax):
 
 @njit(parallel=True, cache=True)
 def _maxpool_3x3(x, out, argmax):
-    """3x3 windows, stride 2, padding 1 (ResNet's stem): constant trip counts, the edges tested per tap."""
+    """3x3 windows, stride 2, padding 1 (ResNet's stem): a window inside the plane takes its nine taps
+    unrolled; one on the edge tests each tap. Both scan in the same order."""
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
     for p in prange(N * C):
@@ -105,17 +106,27 @@ def _maxpool_3x3(x, out, argmax):
         plane, best, index = x[n, c], out[n, c], argmax[n, c]
         for i in range(OH):
             for j in range(OW):
+                h, v = 2 * i - 1, 2 * j - 1                # the window's top left tap
+                if h >= 0 and v >= 0 and h + 2 < H and v + 2 < W:
+                    m, at = plane[h, v], h * W + v
+                    m, at = _keep_max(m, at, plane[h, v + 1], h * W + v + 1)
+                    m, at = _keep_max(m, at, plane[h, v + 2], h * W + v + 2)
+                    for r in range(1, 3):
+                        row = (h + r) * W + v
+                        m, at = _keep_max(m, at, plane[h + r, v], row)
+                        m, at = _keep_max(m, at, plane[h + r, v + 1], row + 1)
+                        m, at = _keep_max(m, at, plane[h + r, v + 2], row + 2)
+                    best[i, j], index[i, j] = m, at
+                    continue
                 m, at = -np.inf, -1
                 for r in range(3):
-                    h = 2 * i - 1 + r
-                    if 0 <= h < H:
+                    if 0 <= h + r < H:
                         for s in range(3):
-                            v = 2 * j - 1 + s
-                            if 0 <= v < W:
+                            if 0 <= v + s < W:
                                 if at < 0:                  # the window's first tap inside the plane
-                                    m, at = plane[h, v], h * W + v
+                                    m, at = plane[h + r, v + s], (h + r) * W + v + s
                                 else:
-                                    m, at = _keep_max(m, at, plane[h, v], h * W + v)
+                                    m, at = _keep_max(m, at, plane[h + r, v + s], (h + r) * W + v + s)
                 best[i, j], index[i, j] = m, at
 
 
