@@ -56,10 +56,7 @@ def _threads_for(size):
 
 def add_relu(a, b):
     """out = max(a + b, 0) in one pass: the residual join and the ReLU after it."""
-    a, b = contiguous(a, b)
-    if a.shape != b.shape:
-        raise ValueError(f"add_relu: the summands have shapes {a.shape} and {b.shape}")
-    out = cpu_memory.empty(a.shape, a.dtype)
+    a, b, out = _summands(a, b, a.dtype, "add_relu")
     with _threads_for(a.size):
         _add_relu(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), a.dtype.type(0))
     return out
@@ -67,13 +64,18 @@ def add_relu(a, b):
 
 def add(a, b):
     """out = a + b in one parallel pass: where a residual branch rejoins the main path, in the backward."""
-    a, b = contiguous(a, b)
-    if a.shape != b.shape:
-        raise ValueError(f"add: the summands have shapes {a.shape} and {b.shape}")
-    out = cpu_memory.empty(a.shape, np.result_type(a, b))
+    a, b, out = _summands(a, b, np.result_type(a, b), "add")
     with _threads_for(a.size):
         _add(a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
     return out
+
+
+def _summands(a, b, dtype, name):
+    """(a, b, out): the two summands contiguous and of one shape, and an output array of `dtype` for them."""
+    a, b = contiguous(a, b)
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: the summands have shapes {a.shape} and {b.shape}")
+    return a, b, cpu_memory.empty(a.shape, dtype)
 
 
 @njit(parallel=True, cache=True)
