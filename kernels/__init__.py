@@ -6,9 +6,10 @@
 
 Every module provides::
 
-    conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False) -> out
-                                                 out = conv * scale[k] + b[k] (then max(., 0) with relu):
-                                                 an inference batch norm and ReLU fused into the conv
+    conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None) -> out
+                                                 out = conv * scale[k] + b[k] (+ residual, then max(., 0)
+                                                 with relu): an inference batch norm, a residual join
+                                                 and a ReLU fused into the conv
     conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False)
                                                  -> dx for dout * scale[k] where gate > 0 (clip: max(dout, 0)
                                                  first): a fused ReLU (gate = its output) and BN backward
@@ -24,7 +25,7 @@ Every module provides::
     add_relu(a, b) -> out                        out = max(a + b, 0)   (a residual join and its ReLU)
     add(a, b) -> out                             out = a + b   (the gradients of a residual join, summed)
 
-The fused forms (``scale``/``relu`` of the forward, ``scale``/``gate``/``clip`` of the input gradient) are
+The fused forms (``scale``/``relu``/``residual`` of the forward, ``scale``/``gate``/``clip`` of the input gradient) are
 called only by ``minixai.fusion``; the layers call the plain ones.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with

@@ -9,12 +9,12 @@ and no im2col buffer is built. The work is cut into tasks (image, block of outpu
 channels]) that Numba's threads run in parallel; each task calls single-threaded BLAS (``cpu_blas``). A
 block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
 the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out through the
-"epilogue": out = max(scale[k] * acc + bias[k], 0): an inference batch norm and a ReLU after the convolution
-cost nothing extra there (``minixai.fusion`` decides when to fuse). The input gradient of a stride-1
-convolution is the same shift GEMM on the gradient padded by Q = D(R-1) - P, with the weights flipped and
-transposed (``_pad_and_taps``). Strided convolutions and layers with few channels (the RGB first layer) or
-small planes (14x14, 7x7) use im2col / col2im on one block of rows at a time, and the weight gradient
-(training only) im2col with one partial sum per thread. Deep 3x3 stride-1 layers go to Winograd's
+"epilogue": out = max(scale[k] * acc + bias[k] (+ residual), 0): an inference batch norm, a ResNet block's
+join and a ReLU after the convolution cost nothing extra there (``minixai.fusion`` decides when to fuse).
+The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
+Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and layers with few channels (the RGB first layer) or
+small planes (14x14, 7x7) use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight
+gradient (training only) im2col with one partial sum per thread. Deep 3x3 stride-1 layers go to Winograd's
 F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import cpu_memory, cpu_winograd
+from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
 from .cpu_blas import gemm, single_threaded_blas
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
@@ -79,29 +80,31 @@ def _blocks(n_images, n_rows, row_width, depth, n_channels, threads):
 
 
 # ---- convolution, forward -------------------------------------------------------------------------------
-def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
-    x, w, b, scale = contiguous(x, w, b, scale)
+def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None):
+    x, w, b, scale, residual = contiguous(x, w, b, scale, residual)
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
     OW = conv_output_size(W, S, stride[1], padding[1], dilation[1])
     out = cpu_memory.empty((N, K, OH, OW), x.dtype)
-    # the epilogue of every task: out = max(scale[k] * conv + bias[k], 0 if relu); x * 1 + 0 is exact
-    plain = b is None and scale is None and not relu
+    if residual is not None and residual.shape != out.shape:
+        raise ValueError(f"conv2d_forward: residual has shape {residual.shape}, the output {out.shape}")
+    # the epilogue of every task: out = max(scale[k] * conv + bias[k] (+ residual), 0 if relu); x * 1 + 0 is exact
+    plain = b is None and scale is None and not relu and residual is None
     bias = b if b is not None else np.zeros(K, x.dtype)
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
     with single_threaded_blas():
         if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
-            cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer)
+            cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer, residual)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain)
+            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain, residual)
         else:
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
-            _im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, out, *stride, *padding, *dilation,
-                         R, S, rows, kblock, cols)
+            im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, residual, out, *stride, *padding,
+                         *dilation, R, S, rows, kblock, cols)
     return out
 
 
@@ -137,15 +140,15 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     return xpad, taps, transposed and not copy_w
 
 
-def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False):
+def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False, residual=None):
     """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity)."""
     N, K, OH, OW = out.shape
     Wp = xpad.shape[3]
     rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(xpad, taps, trans, scale, bias, relu, plain, out, dilation[0], dilation[1], rows, kblock,
-                wide.reshape(threads, -1))
+    _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dilation[0], dilation[1], rows,
+                kblock, wide.reshape(threads, -1))
 
 
 @njit(parallel=True, cache=True)
@@ -191,7 +194,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(xpad, taps, trans, scale, bias, relu, plain, out, dh, dw, rows, kblock, wide):
+def _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dh, dw, rows, kblock, wide):
     """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
 
     xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
@@ -230,60 +233,13 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, plain, out, dh, dw, rows, 
                 for i in range(i0, i1):
                     if direct:
                         for j in range(OW):
-                            out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu)
+                            out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu, residual,
+                                                       (n, k, i, j))
                     else:
                         at = (k - k0) * L + (i - i0) * Wp
                         for j in range(OW):
-                            out[n, k, i, j] = epilogue(wide[t, at + j], scale[k], bias[k], relu)
-
-
-# ---- im2col fallback (strided convolutions, few input channels) -----------------------------------------
-@njit(cache=True)
-def _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
-    """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    L = (i1 - i0) * OW
-    for c in range(C):
-        for r in range(R):
-            for s in range(S):
-                base = ((c * R + r) * S + s) * L
-                for i in range(i0, i1):
-                    h = i * sh - ph + r * dh
-                    at = base + (i - i0) * OW
-                    if h < 0 or h >= H:
-                        cols[at:at + OW] = 0
-                        continue
-                    for j in range(OW):
-                        v = j * sw - pw + s * dw
-                        cols[at + j] = x[n, c, h, v] if 0 <= v < W else 0
-
-
-@njit(parallel=True, cache=True)
-def _im2col_gemm(x, wmat, scale, bias, relu, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
-    """out[n, :, i0:i1, :] = epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
-    N = x.shape[0]
-    K, CRS = wmat.shape
-    OH, OW = out.shape[2], out.shape[3]
-    threads = cols.shape[0]
-    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
-    n_tasks = N * n_rb * n_kb
-    wf, of = wmat.reshape(wmat.size), out.reshape(out.size)
-    for t in prange(threads):
-        built = -1
-        for task in range(t, n_tasks, threads):
-            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
-            i0, k0 = rb * rows, kb * kblock
-            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
-            L = (i1 - i0) * OW
-            if built != n * n_rb + rb:
-                _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
-                built = n * n_rb + rb
-            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L,
-                 0.0, of, ((n * K + k0) * OH + i0) * OW, OH * OW)
-            for k in range(k0, k1):
-                for i in range(i0, i1):
-                    for j in range(OW):
-                        out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu)
+                            out[n, k, i, j] = epilogue(wide[t, at + j], scale[k], bias[k], relu, residual,
+                                                       (n, k, i, j))
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
@@ -314,7 +270,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             rows = _task_rows(OH, OW, K)
             cblock = -(-C // max(1, min(C, -(-2 * threads // N))))
             cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
-            _col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols)
+            col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols)
     return dx
 
 
@@ -329,43 +285,6 @@ def _gated_copy(dout, gate, scale, clip):
     return out
 
 
-@njit(parallel=True, cache=True)
-def _col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols):
-    """dx[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] += (wmat^T @ dout[n, :, rows])[(c, r, s), (i, j)].
-
-    One task per (image, block of input channels), which owns those dx planes; it walks all row blocks.
-    """
-    N, C, H, W = dx.shape
-    K, CRS = wmat.shape
-    OH, OW = dout.shape[2], dout.shape[3]
-    threads = cols.shape[0]
-    n_cb = (C + cblock - 1) // cblock
-    wf, df = wmat.reshape(wmat.size), dout.reshape(dout.size)
-    for t in prange(threads):
-        col = cols[t]
-        for task in range(t, N * n_cb, threads):
-            n, c0 = task // n_cb, (task % n_cb) * cblock
-            c1 = min(C, c0 + cblock)
-            for i0 in range(0, OH, rows):
-                i1 = min(OH, i0 + rows)
-                L = (i1 - i0) * OW
-                # col[(c, r, s), l] = sum_k W[k, c, r, s] * dout[n, k, l]                 (kq,kL->qL)
-                gemm(True, False, (c1 - c0) * R * S, L, K, wf, c0 * R * S, CRS,
-                     df, (n * K * OH + i0) * OW, OH * OW, 0.0, col, 0, L)
-                for c in range(c0, c1):
-                    for r in range(R):
-                        for s in range(S):
-                            base = (((c - c0) * R + r) * S + s) * L
-                            for i in range(i0, i1):
-                                h = i * sh - ph + r * dh
-                                if h < 0 or h >= H:
-                                    continue
-                                for j in range(OW):
-                                    v = j * sw - pw + s * dw
-                                    if 0 <= v < W:
-                                        dx[n, c, h, v] += col[base + (i - i0) * OW + j]
-
-
 # ---- convolution, weight gradient (training) ------------------------------------------------------------
 def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
     dout, x = contiguous(dout, x)
@@ -376,25 +295,5 @@ def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):
     partial = np.zeros((threads, K, C * R * S), dout.dtype)
     cols = _buffer("cols", threads * C * R * S * rows * OW, dout.dtype).reshape(threads, -1)
     with single_threaded_blas():
-        _weight_gradient(dout, x, partial, *stride, *padding, *dilation, R, S, rows, cols)
+        weight_gradient(dout, x, partial, *stride, *padding, *dilation, R, S, rows, cols)
     return partial.sum(axis=0).reshape(w_shape)
-
-
-@njit(parallel=True, cache=True)
-def _weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols):
-    """partial[t] += dout[n, :, rows] (K, L) @ im2col(rows)^T (L, CRS) over thread t's tasks.
-
-    The caller sums the per-thread partial sums: dw = sum_t partial[t] (no overlapping += under prange).
-    """
-    N, K, OH, OW = dout.shape
-    threads, _, CRS = partial.shape
-    n_rb = (OH + rows - 1) // rows
-    df = dout.reshape(dout.size)
-    for t in prange(threads):
-        for task in range(t, N * n_rb, threads):
-            n, i0 = task // n_rb, (task % n_rb) * rows
-            i1 = min(OH, i0 + rows)
-            L = (i1 - i0) * OW
-            _im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
-            gemm(False, True, K, CRS, L, df, (n * K * OH + i0) * OW, OH * OW, cols[t], 0, L,
-                 1.0, partial[t].reshape(K * CRS), 0, CRS)

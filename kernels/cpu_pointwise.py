@@ -15,10 +15,13 @@ RELU_PARALLEL_MIN = 1 << 18    # below this many elements one thread is faster t
 
 
 @njit(cache=True, inline="always")
-def epilogue(v, a, b, relu):
-    """a * v + b, then the ReLU if asked (NaN passes, as np.maximum): how the convolutions apply an
-    inference batch norm and a ReLU to each output as they write it."""
+def epilogue(v, a, b, relu, residual=None, at=(0, 0, 0, 0)):
+    """a * v + b, plus residual[at] if given (the shortcut of a residual join; ``at`` is the output's
+    (n, k, i, j)), then the ReLU if asked (NaN passes, as np.maximum): how the convolutions apply an
+    inference batch norm, a ResNet block's join and a ReLU to each output as they write it."""
     v = a * v + b
+    if residual is not None:                    # a None residual: this line is compiled away
+        v = v + residual[at]
     return v - v if relu and v < 0 else v       # v - v: a zero of v's own type
 
 

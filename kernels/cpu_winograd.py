@@ -61,10 +61,10 @@ def applies(kernel, stride, padding, dilation, channels, out_shape):
             and N * ((OH + 1) // 2) * ((OW + 1) // 2) >= MIN_TILES)
 
 
-def conv3x3_forward(x, w, scale, bias, relu, padding, out, buffer):
-    """out = epilogue(conv(x, w), scale, bias, relu); x (N, C, H, W), w (K, C, 3, 3), out (N, K, OH, OW).
-    ``buffer(name, size, dtype)`` hands out reusable scratch."""
-    _run(x, padding, w, False, _IDENTITY, scale, bias, relu, out, buffer)
+def conv3x3_forward(x, w, scale, bias, relu, padding, out, buffer, residual=None):
+    """out = epilogue(conv(x, w), scale, bias, relu, residual); x (N, C, H, W), w (K, C, 3, 3), out and
+    residual (N, K, OH, OW). ``buffer(name, size, dtype)`` hands out reusable scratch."""
+    _run(x, padding, w, False, _IDENTITY, scale, bias, relu, out, buffer, residual=residual)
 
 
 def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
@@ -75,7 +75,8 @@ def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
          np.zeros(C, dx.dtype), False, dx, buffer, scale, gate, clip)
 
 
-def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False):
+def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=None, gate=None, clip=False,
+         residual=None):
     """Transform the filters, size the chunks of tile rows to SCRATCH_BYTES and run `_winograd`
     (arguments as there; w (K, C, 3, 3) of the forward convolution, whichever direction runs)."""
     U = buffer("winograd_U", 16 * w.shape[0] * w.shape[1], w.dtype).reshape(16, w.shape[0], w.shape[1])
@@ -91,7 +92,7 @@ def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=No
     gated = gate is not None
     _winograd(x, padding[0], padding[1], gate if gated else x, gated, clip,
               in_scale if in_scale is not None else np.ones(C, x.dtype),
-              U, trans, perm, scale, bias, relu, out, V, M, numba.get_num_threads())
+              U, trans, perm, scale, bias, relu, residual, out, V, M, numba.get_num_threads())
 
 
 @njit(parallel=True, cache=True)
@@ -116,8 +117,9 @@ def _filter_transform(w, U):
 
 
 @njit(parallel=True, cache=True)
-def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bias, relu, out, V, M, threads):
-    """out[n, k] = epilogue(conv3x3(x', padding (ph, pw)), scale[k], bias[k], relu) by F(2x2, 3x3), where
+def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bias, relu, residual, out, V, M,
+              threads):
+    """out[n, k] = epilogue(conv3x3(x', padding (ph, pw)), scale[k], bias[k], relu, residual) by F(2x2, 3x3), where
     x' = x * in_scale[c] where gate > 0 (if gated; clip: 0 where x < 0).
 
     U (16, K, C), or with ``trans`` (16, C, K) read transposed; M[xi] uses U[perm[xi]].
@@ -181,8 +183,9 @@ def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bia
                     if i < OH:
                         for tw in range(TW):
                             y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
-                            out[n, k, i, 2 * tw] = epilogue(y0, scale[k], bias[k], relu)
+                            out[n, k, i, 2 * tw] = epilogue(y0, scale[k], bias[k], relu, residual, (n, k, i, 2 * tw))
                             if 2 * tw + 1 < OW:
                                 y1 = atm[r, 1, tw] - atm[r, 2, tw] - atm[r, 3, tw]
-                                out[n, k, i, 2 * tw + 1] = epilogue(y1, scale[k], bias[k], relu)
+                                out[n, k, i, 2 * tw + 1] = epilogue(y1, scale[k], bias[k], relu, residual,
+                                                                    (n, k, i, 2 * tw + 1))
 

@@ -14,9 +14,10 @@ def _window(r_out, stride, dilation, kernel):
     return slice(start, start + dilation * (kernel - 1) + 1, dilation)
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
+def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None):
     """out[n, k, i, j] = b[k] + sum_{c, r, s} w[k, c, r, s] * xpad[n, c, i*S + r*D, j*S + s*D];
-    with `scale` the sum is multiplied by scale[k] first, and `relu` clips the result at 0."""
+    with `scale` the sum is multiplied by scale[k] first, `residual` is added next, and `relu` clips the
+    result at 0."""
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     OH = conv_output_size(H, R, stride[0], padding[0], dilation[0])
@@ -30,6 +31,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
                     patch = xpad[n, :, _window(i, stride[0], dilation[0], R), _window(j, stride[1], dilation[1], S)]
                     total = np.sum(w[k] * patch) * (scale[k] if scale is not None else 1)
                     out[n, k, i, j] = total + (b[k] if b is not None else 0)
+    if residual is not None:
+        out = out + residual
     return np.maximum(out, 0) if relu else out
 
 

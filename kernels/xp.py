@@ -58,7 +58,7 @@ def _im2col(xpad, kernel, out_hw, stride, dilation):
     return cols.reshape(n, C * R * S, out_hw[0] * out_hw[1])
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
+def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None):
     xp = array_module(x)
     N, C = x.shape[:2]
     K, _, R, S = w.shape
@@ -75,6 +75,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
         out *= scale[None, :, None]
     if b is not None:
         out += b[None, :, None]
+    if residual is not None:
+        out += residual.reshape(N, K, OH * OW)
     if relu:
         xp.maximum(out, 0, out=out)
     return out.reshape(N, K, OH, OW)

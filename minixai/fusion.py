@@ -9,6 +9,8 @@ kernels can do each direction in one. `fuse` rewrites a model's layer tree into 
                                backward: the ReLU's step and the batch norm's scale applied as the
                                          transposed convolution reads dout, for the rules of FUSED_RULES
     AddReLU(add, relu)         forward:  max(a + b, 0) in one pass (a residual join and its ReLU)
+    ConvJoin(unit, add, relu)  forward:  max(bn(conv(h)) + shortcut, 0): a ResNet block's last ConvUnit
+                                         with the join and its ReLU in the convolution's epilogue
 
 Containers are fused inside: a Sequential's chain, a residual block's main path and shortcut, each branch of
 a Concat (Inception's blocks, whose BasicConv2d conv -> bn -> relu become ConvUnits).
@@ -120,12 +122,19 @@ class ConvUnit(Layer):
 
     def forward(self, ctx, x):
         tape, hidden = ctx.tape, self.layers[:-1]         # the outputs that never exist when fused
-        ctx.fused = not (tape.keep_inputs or any(layer.training for layer in self.layers)
-                         or any(layer.name in tape.capture for layer in hidden))
+        ctx.fused = fusable(tape, self.layers, hidden)
         if not ctx.fused:
             for layer in self.layers:
                 x = ctx.forward(layer, x)
             return x
+        out = self.convolve(tape, x, relu=self.relu is not None)
+        if self.relu is not None:
+            tape.keep(self.relu, out=out)
+        return tape.note_output(self.layers[-1], out)
+
+    def convolve(self, tape, x, relu, residual=None):
+        """max(bn(conv(x)) (+ residual), 0 if relu) in one kernel call; leaves on `tape` what the conv's
+        and the batch norm's own backward passes need."""
         conv = self.conv
         weight = conv.weight.astype(x.dtype, copy=False)
         bias = conv.bias.astype(x.dtype, copy=False) if conv.bias is not None else None
@@ -134,13 +143,11 @@ class ConvUnit(Layer):
             scale, shift = self.bn.scale_shift(x.dtype)
             bias = shift if bias is None else bias * scale + shift
         out = kernels(x).conv2d_forward(x, weight, bias, conv.stride, conv.padding, conv.dilation, scale=scale,
-                                       relu=self.relu is not None)
-        tape.keep(conv, x=x)                              # what the layers' own backward passes need
+                                       relu=relu, residual=residual)
+        tape.keep(conv, x=x)
         if self.bn is not None:
             tape.keep(self.bn)
-        if self.relu is not None:
-            tape.keep(self.relu, out=out)
-        return tape.note_output(self.layers[-1], out)
+        return out
 
     def backward(self, ctx, dout, rule):
         step = relu_step(rule) if ctx.fused else None
@@ -176,7 +183,7 @@ class AddReLU(Layer):
 
     def forward(self, ctx, a, b):
         tape = ctx.tape
-        if tape.keep_inputs or self.relu.training or self.add.name in tape.capture:
+        if not fusable(tape, [self.add, self.relu], [self.add]):
             return ctx.forward(self.relu, ctx.forward(self.add, a, b))
         out = kernels(a).add_relu(a, b)
         tape.keep(self.add)
@@ -187,15 +194,45 @@ class AddReLU(Layer):
         return ctx.backward(self.add, ctx.backward(self.relu, dout, rule), rule)
 
 
+class ConvJoin(Layer):
+    """The last ConvUnit of a residual block's main path (conv -> bn), the join and the ReLU after it:
+    max(bn(conv(h)) + shortcut, 0) in one kernel call, the shortcut added as the convolution writes its
+    output (one pass over the block's output instead of two). The backward is the layers' own."""
+
+    def __init__(self, unit, add, relu):
+        super().__init__()
+        self.unit, self.join = unit, AddReLU(add, relu)
+
+    def forward(self, ctx, h, shortcut):
+        tape, unit, join = ctx.tape, self.unit, self.join
+        ctx.fused = fusable(tape, unit.layers + [join.add, join.relu], unit.layers + [join.add])
+        if not ctx.fused:
+            return ctx.forward(join, ctx.forward(unit, h), shortcut)
+        out = unit.convolve(tape, h, relu=True, residual=shortcut)
+        tape.keep(unit, fused=True)
+        tape.keep(join)
+        tape.keep(join.add)
+        tape.keep(join.relu, out=out)
+        return tape.note_output(join.relu, out)
+
+    def backward(self, ctx, dout, rule):
+        d_main, d_shortcut = ctx.backward(self.join, dout, rule)
+        return ctx.backward(self.unit, d_main, rule), d_shortcut
+
+
 class FusedResidual(Layer):
-    """A ResNet block with fused units: relu(main(x) + shortcut(x)) as in minixai.blocks."""
+    """A ResNet block with fused units: relu(main(x) + shortcut(x)) as in minixai.blocks; when the main
+    path ends in conv -> bn, that unit and the join are one ConvJoin."""
 
     def __init__(self, block):
         super().__init__()
         self.name = block.name                            # captures of the block still find it
-        self.main = Sequential(*fuse_chain([getattr(block, name) for name in block.main_path]))
+        units = fuse_chain([getattr(block, name) for name in block.main_path])
         self.shortcut = fuse(block.downsample) if block.downsample is not None else None
-        self.join = AddReLU(block.add, block.relu)
+        if isinstance(units[-1], ConvUnit) and units[-1].relu is None:
+            self.main, self.join = Sequential(*units[:-1]), ConvJoin(units[-1], block.add, block.relu)
+        else:
+            self.main, self.join = Sequential(*units), AddReLU(block.add, block.relu)
 
     def forward(self, ctx, x):
         identity = x if self.shortcut is None else ctx.forward(self.shortcut, x)
@@ -206,6 +243,13 @@ class FusedResidual(Layer):
         if self.shortcut is not None:
             d_identity = ctx.backward(self.shortcut, d_identity, rule)
         return kernels(d_main).add(ctx.backward(self.main, d_main, rule), d_identity)
+
+
+def fusable(tape, layers, hidden):
+    """May a unit of `layers` run fused on `tape`? Not when the pass keeps inputs (DeepLIFT, LRP), a layer is
+    training, or one of the `hidden` layers (whose outputs the fused kernel never makes) is captured."""
+    return not (tape.keep_inputs or any(layer.training for layer in layers)
+                or any(layer.name in tape.capture for layer in hidden))
 
 
 def fuse(layer):

@@ -185,6 +185,30 @@ def test_capturing_inside_a_unit_runs_it_unfused():
         assert not any(getattr(ctx, "fused", False) for ctx in t.contexts.values())
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_a_residual_join_runs_in_the_last_convolution_and_opens_up_when_captured(arch):
+    """Every block's last conv -> bn, its join and ReLU run as one ConvJoin (the shortcut added in the
+    convolution's epilogue); capturing the batch norm or the join inside it runs them one by one, with the
+    same outputs and gradients."""
+    model = random_model(arch, np.float64)
+    x = np.random.default_rng(4).standard_normal((2, 3, 64, 64))
+    joins = [layer for layer in model.record(x).contexts if isinstance(layer, fusion.ConvJoin)]
+    assert len(joins) == {"resnet18": 8, "resnet50": 16}[arch]
+    last = "layer2.1.bn2" if arch == "resnet18" else "layer2.1.bn3"
+    with mx.unfused():
+        plain = model.record(x, capture=[last, "layer2.1.add", "layer2.1"])
+        model.backward(np.ones_like(plain.output), tape=plain)
+    for name in (last, "layer2.1.add", "layer2.1"):
+        tape = model.record(x, capture=[name])
+        model.backward(np.ones_like(tape.output), tape=tape)
+        join = next(layer for layer in tape.contexts if isinstance(layer, fusion.ConvJoin)
+                    and layer.join.add.name == "layer2.1.add")
+        assert tape.contexts[join].fused == (name == "layer2.1")
+        for kept in (tape.outputs, tape.grads):
+            reference = plain.outputs if kept is tape.outputs else plain.grads
+            np.testing.assert_allclose(kept[name], reference[name], rtol=1e-12, atol=1e-12)
+
+
 def test_the_last_output_of_a_unit_can_be_captured_fused():
     rng = np.random.default_rng(2)
     model, *_ = small_chain(rng)
@@ -218,7 +242,7 @@ def test_fuse_shares_the_layers():
         layer = stack.pop()
         if isinstance(layer, fusion.ConvUnit):
             units.append(layer)
-        stack += list(layer.children().values()) + [getattr(layer, n) for n in ("main", "shortcut", "join")
+        stack += list(layer.children().values()) + [getattr(layer, n) for n in ("main", "shortcut", "join", "unit")
                                                      if getattr(layer, n, None) is not None]
     convs = {id(layer) for _, layer in model.named_layers() if isinstance(layer, Conv2d)}
     assert {id(unit.conv) for unit in units} == convs          # every convolution fused, none copied

@@ -74,7 +74,7 @@ def conv_cases(draw):
     for axis, (size, k) in enumerate(((H, R), (W, S))):
         assume(size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1 >= 0)      # non-empty output
     with_bias, seed = draw(st.booleans()), draw(st.integers(0, 2 ** 31))
-    epilogue = draw(st.sampled_from([(False, False), (True, False), (False, True), (True, True)]))
+    epilogue = (draw(st.booleans()), draw(st.booleans()), draw(st.booleans()))     # scale, ReLU, residual
     return (N, C, H, W), (K, C, R, S), stride, padding, dilation, with_bias, epilogue, seed
 
 
@@ -82,14 +82,15 @@ def conv_cases(draw):
 @SETTINGS
 @given(case=conv_cases(), task_columns=st.integers(1, 40))
 def test_conv2d_matches_reference(dtype, case, task_columns):
-    x_shape, w_shape, stride, padding, dilation, with_bias, (with_scale, relu), seed = case
+    x_shape, w_shape, stride, padding, dilation, with_bias, (with_scale, relu, with_residual), seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
     scale = rng.standard_normal(w_shape[0]).astype(dtype) if with_scale else None     # a fused batch norm
-    fused = reference.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu)
     out = reference.conv2d_forward(x, w, b, stride, padding, dilation)
+    residual = rng.standard_normal(out.shape).astype(dtype) if with_residual else None   # a ResNet block's join
+    fused = reference.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu, residual=residual)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
     gate = rng.standard_normal(out.shape).astype(dtype) if relu else None          # a fused ReLU's output
@@ -101,8 +102,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
             # F(2x2, 3x3) takes every 3x3 stride-1 undilated draw (padding is 0-2) once forced
             winograd = name == "winograd" and tuple(w_shape[2:]) == (3, 3) and stride == dilation == (1, 1)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
-            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
-                         fused, dtype)
+            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu,
+                                            residual=residual), fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale,
                                                    gate=gate, clip=with_bias), dx_gated, dtype)

@@ -73,6 +73,13 @@ def test_conv2d_fused_scale_and_relu(case, relu, seed):
     for module in (reference, xp):
         np.testing.assert_allclose(module.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu),
                                    expected, rtol=1e-10, atol=1e-10)
+    # with a residual join: max(conv(x, w) * scale + b + residual, 0)
+    residual = np.random.default_rng(seed + 2).standard_normal(plain.shape)
+    joined = plain * scale[:, None, None] + (b[:, None, None] if b is not None else 0) + residual
+    joined = np.maximum(joined, 0) if relu else joined
+    for module in (reference, xp):
+        np.testing.assert_allclose(module.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu,
+                                                         residual=residual), joined, rtol=1e-10, atol=1e-10)
     # its backward: the gradient reaching the conv output is dout * scale where the ReLU's output is > 0
     dout = np.random.default_rng(seed + 1).standard_normal(plain.shape)
     gated = dout * scale[:, None, None] * (expected > 0) if relu else dout * scale[:, None, None]

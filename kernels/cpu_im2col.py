@@ -1,0 +1,117 @@
+"""The im2col / col2im kernels of the CPU backend (part of ``minixai.kernels.cpu``, which chooses the path):
+strided convolutions, layers with few channels (an RGB input) or small planes, and the weight gradient.
+
+im2col copies, for a block of output rows, every input pixel each output reads into a (C*R*S, L) matrix,
+so that the convolution is one GEMM with the (K, C*R*S) weights; col2im is its transpose, the input
+gradient: the GEMM of the transposed weights with dout, scattered back over the windows.
+"""
+from numba import njit, prange
+
+from .cpu_blas import gemm
+from .cpu_pointwise import epilogue
+
+
+@njit(cache=True)
+def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
+    """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    L = (i1 - i0) * OW
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                base = ((c * R + r) * S + s) * L
+                for i in range(i0, i1):
+                    h = i * sh - ph + r * dh
+                    at = base + (i - i0) * OW
+                    if h < 0 or h >= H:
+                        cols[at:at + OW] = 0
+                        continue
+                    for j in range(OW):
+                        v = j * sw - pw + s * dw
+                        cols[at + j] = x[n, c, h, v] if 0 <= v < W else 0
+
+
+@njit(parallel=True, cache=True)
+def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
+    """out[n, :, i0:i1, :] = epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
+    N = x.shape[0]
+    K, CRS = wmat.shape
+    OH, OW = out.shape[2], out.shape[3]
+    threads = cols.shape[0]
+    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
+    n_tasks = N * n_rb * n_kb
+    wf, of = wmat.reshape(wmat.size), out.reshape(out.size)
+    for t in prange(threads):
+        built = -1
+        for task in range(t, n_tasks, threads):
+            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
+            i0, k0 = rb * rows, kb * kblock
+            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
+            L = (i1 - i0) * OW
+            if built != n * n_rb + rb:
+                im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
+                built = n * n_rb + rb
+            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L,
+                 0.0, of, ((n * K + k0) * OH + i0) * OW, OH * OW)
+            for k in range(k0, k1):
+                for i in range(i0, i1):
+                    for j in range(OW):
+                        out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu, residual, (n, k, i, j))
+
+
+@njit(parallel=True, cache=True)
+def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols):
+    """dx[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] += (wmat^T @ dout[n, :, rows])[(c, r, s), (i, j)].
+
+    One task per (image, block of input channels), which owns those dx planes; it walks all row blocks.
+    """
+    N, C, H, W = dx.shape
+    K, CRS = wmat.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    threads = cols.shape[0]
+    n_cb = (C + cblock - 1) // cblock
+    wf, df = wmat.reshape(wmat.size), dout.reshape(dout.size)
+    for t in prange(threads):
+        col = cols[t]
+        for task in range(t, N * n_cb, threads):
+            n, c0 = task // n_cb, (task % n_cb) * cblock
+            c1 = min(C, c0 + cblock)
+            for i0 in range(0, OH, rows):
+                i1 = min(OH, i0 + rows)
+                L = (i1 - i0) * OW
+                # col[(c, r, s), l] = sum_k W[k, c, r, s] * dout[n, k, l]                 (kq,kL->qL)
+                gemm(True, False, (c1 - c0) * R * S, L, K, wf, c0 * R * S, CRS,
+                     df, (n * K * OH + i0) * OW, OH * OW, 0.0, col, 0, L)
+                for c in range(c0, c1):
+                    for r in range(R):
+                        for s in range(S):
+                            base = (((c - c0) * R + r) * S + s) * L
+                            for i in range(i0, i1):
+                                h = i * sh - ph + r * dh
+                                if h < 0 or h >= H:
+                                    continue
+                                for j in range(OW):
+                                    v = j * sw - pw + s * dw
+                                    if 0 <= v < W:
+                                        dx[n, c, h, v] += col[base + (i - i0) * OW + j]
+
+
+
+@njit(parallel=True, cache=True)
+def weight_gradient(dout, x, partial, sh, sw, ph, pw, dh, dw, R, S, rows, cols):
+    """partial[t] += dout[n, :, rows] (K, L) @ im2col(rows)^T (L, CRS) over thread t's tasks.
+
+    The caller sums the per-thread partial sums: dw = sum_t partial[t] (no overlapping += under prange).
+    """
+    N, K, OH, OW = dout.shape
+    threads, _, CRS = partial.shape
+    n_rb = (OH + rows - 1) // rows
+    df = dout.reshape(dout.size)
+    for t in prange(threads):
+        for task in range(t, N * n_rb, threads):
+            n, i0 = task // n_rb, (task % n_rb) * rows
+            i1 = min(OH, i0 + rows)
+            L = (i1 - i0) * OW
+            im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
+            gemm(False, True, K, CRS, L, df, (n * K * OH + i0) * OW, OH * OW, cols[t], 0, L,
+                 1.0, partial[t].reshape(K * CRS), 0, CRS)
