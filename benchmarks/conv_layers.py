@@ -9,10 +9,17 @@ the fused ReLU) and its input gradient (with a ReLU gate) run once through the d
 and once through Winograd (thresholds at 1), alternating, best of --reps. The ratio direct / Winograd is
 the speed-up; below 1, Winograd is slower there, which is what its thresholds (MIN_CHANNELS, MIN_TILES)
 were read from. The last column says which one the default thresholds pick.
+
+    python benchmarks/conv_layers.py --schedules --batch 8
+
+times Winograd's two schedules instead (``cpu_winograd``: each step on all threads, or whole chunks per
+thread): the ratio is all-threads / by-thread, above 1 where the by-thread schedule is faster, and the last
+column says which one the default rule (BY_THREAD_MAX_CHANNELS, 4 chunks per thread) picks.
 """
 import argparse
 import time
 
+import numba
 import numpy as np
 
 from minixai.kernels import cpu, cpu_winograd
@@ -36,7 +43,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--schedules", action="store_true", help="Winograd's two schedules against each other")
     args = parser.parse_args()
+    if args.schedules:
+        return schedules(args)
     defaults = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
@@ -59,6 +69,34 @@ def main():
         (fd, bd), (fw, bw) = times["direct"], times["winograd"]
         print(f"| {C} -> {K} | {H}x{H} | {fd:.2f} | {fw:.2f} | {fd / fw:.2f} | {bd:.2f} | {bw:.2f} | {bd / bw:.2f} "
               f"| {'Winograd' if chosen else 'direct'} |", flush=True)
+
+
+def schedules(args):
+    rng = np.random.default_rng(0)
+    saved = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES
+    cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1
+    print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = all threads / by thread")
+    print("| C -> K | plane | forward all | by thread | ratio | input grad all | by thread | ratio | default |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for C, K, H in SHAPES:
+        x = rng.standard_normal((args.batch, C, H, H)).astype(np.float32)
+        w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+        b = np.zeros(K, np.float32)
+        dout, gate = rng.standard_normal((2, args.batch, K, H, H)).astype(np.float32)
+        times = {}
+        for by_thread in (False, True):
+            cpu_winograd.BY_THREAD = by_thread
+            times[by_thread] = (
+                best_time(lambda: cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), relu=True), args.reps),
+                best_time(lambda: cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), gate=gate),
+                          args.reps))
+        cpu_winograd.BY_THREAD = None
+        (fa, ba), (ft, bt) = times[False], times[True]
+        picked = "by thread" if cpu_winograd.schedule(C, K, (args.batch, H, H), 4, numba.get_num_threads())[0] \
+            else "all threads"
+        print(f"| {C} -> {K} | {H}x{H} | {fa:.2f} | {ft:.2f} | {fa / ft:.2f} | {ba:.2f} | {bt:.2f} | {ba / bt:.2f} "
+              f"| {picked} |", flush=True)
+    cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = saved
 
 
 if __name__ == "__main__":

@@ -49,17 +49,20 @@ def path(name, task_columns):
     """Force Winograd, the shift-GEMM or the im2col path, with small tasks (module constants, restored);
     yields the count of `winograd_calls`."""
     saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
-    saved_winograd = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES
+    saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
+                      cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
-    cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name == "winograd" else 10 ** 9
-    cpu_winograd.SCRATCH_BYTES = 64 * task_columns           # chunks of one to a few tile rows
+    cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
+    cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = 64 * task_columns   # chunks of 1-3 tile rows
+    cpu_winograd.BY_THREAD = name == "winograd by thread"     # the two schedules (cpu_winograd)
     try:
         with winograd_calls() as calls:
             yield calls
     finally:
         cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
-        cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES = saved_winograd
+        (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
+         cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
 
 @st.composite
@@ -97,10 +100,10 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate,
                                                clip=with_bias)       # guided backprop's clipped ReLU
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
-    for name in ("winograd", "shift", "im2col"):
+    for name in ("winograd", "winograd by thread", "shift", "im2col"):
         with path(name, task_columns) as calls:
             # F(2x2, 3x3) takes every 3x3 stride-1 undilated draw (padding is 0-2) once forced
-            winograd = name == "winograd" and tuple(w_shape[2:]) == (3, 3) and stride == dilation == (1, 1)
+            winograd = name.startswith("winograd") and tuple(w_shape[2:]) == (3, 3) and stride == dilation == (1, 1)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation), out, dtype)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu,
                                             residual=residual), fused, dtype)
@@ -148,19 +151,21 @@ def test_winograd_float32_error_is_that_of_the_direct_sum(padding):
     x32, w32, b32, dout32 = (a.astype(np.float32) for a in (x, w, b, dout))
     assert cpu_winograd.applies((3, 3), (1, 1), padding, (1, 1), 256, (2,) + exact.shape[2:])
     errors = {}
-    for name in ("winograd", "shift"):
+    for name in ("winograd", "winograd by thread", "shift"):
         with path(name, cpu.TASK_COLUMNS) as calls:
             out = cpu.conv2d_forward(x32, w32, b32, (1, 1), padding, (1, 1))
             dx = cpu.conv2d_backward_input(dout32, w32, x.shape, (1, 1), padding, (1, 1))
-        assert calls[0] == (2 if name == "winograd" else 0)
+        assert calls[0] == (2 if name.startswith("winograd") else 0)
         errors[name] = (np.abs(out - exact).max() / np.abs(exact).max(),
                         np.abs(dx - exact_dx).max() / np.abs(exact_dx).max())
     assert max(errors["shift"]) < 1e-6
-    assert errors["winograd"][0] < 4 * errors["shift"][0] and errors["winograd"][1] < 4 * errors["shift"][1]
+    for name in ("winograd", "winograd by thread"):
+        assert errors[name][0] < 4 * errors["shift"][0] and errors[name][1] < 4 * errors["shift"][1]
 
 
+@pytest.mark.parametrize("schedule", ["winograd", "winograd by thread"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_winograd_chunks_across_images_and_one_thread(dtype):
+def test_winograd_chunks_across_images_and_one_thread(dtype, schedule):
     """Chunks of 2 tile rows over images of 3 tile rows each, so that every other chunk spans two images,
     with the fused epilogue and the gated backward; on all of Numba's threads and on one."""
     rng = np.random.default_rng(4)
@@ -174,8 +179,9 @@ def test_winograd_chunks_across_images_and_one_thread(dtype):
     for threads in (previous, 1):
         numba.set_num_threads(threads)
         try:
-            with path("winograd", 40) as calls:
-                cpu_winograd.SCRATCH_BYTES = 2 * 16 * (C + K) * 3 * np.dtype(dtype).itemsize   # 2 tile rows
+            with path(schedule, 40) as calls:
+                two_rows = 2 * 16 * (C + K) * 3 * np.dtype(dtype).itemsize                    # 2 tile rows
+                cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = two_rows
                 assert_close(cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), scale=scale, relu=True), out, dtype)
                 assert_close(cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), scale=scale,
                                                        gate=gate, clip=True), dx, dtype)
@@ -191,11 +197,12 @@ def test_winograd_non_finite_inputs_stay_non_finite_where_the_direct_sum_does():
     x, w = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 3, 3))
     x[0, 0, 2, 3], x[0, 1, 5, 7], x[0, 0, 6, 0] = np.nan, np.inf, -np.inf
     results = {}
-    for name in ("winograd", "shift"):
+    for name in ("winograd", "winograd by thread", "shift"):
         with path(name, 40), np.errstate(invalid="ignore"):
             results[name] = cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1))
     assert not np.isfinite(results["shift"]).all()
-    assert np.array_equal(np.isfinite(results["winograd"]), np.isfinite(results["shift"]))
+    for name in ("winograd", "winograd by thread"):
+        assert np.array_equal(np.isfinite(results[name]), np.isfinite(results["shift"]))
 
 
 def test_conv2d_non_contiguous_input_and_one_thread():
