@@ -249,10 +249,14 @@ def _output_tiles(M, k, tr0, tr1, TH, TW, sc, b, relu, residual, out, atm):
                 atm[1, b4, tw] = m1 - m2 - m3
         for r in range(2):
             i = 2 * th + r
-            if i < OH:
-                for tw in range(TW):
-                    y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
-                    out[n, k, i, 2 * tw] = epilogue(y0, sc, b, relu, residual, (n, k, i, 2 * tw))
-                    if 2 * tw + 1 < OW:
-                        y1 = atm[r, 1, tw] - atm[r, 2, tw] - atm[r, 3, tw]
-                        out[n, k, i, 2 * tw + 1] = epilogue(y1, sc, b, relu, residual, (n, k, i, 2 * tw + 1))
+            if i >= OH:
+                continue
+            for tw in range(OW // 2):                 # whole tiles: no test per element
+                y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
+                y1 = atm[r, 1, tw] - atm[r, 2, tw] - atm[r, 3, tw]
+                out[n, k, i, 2 * tw] = epilogue(y0, sc, b, relu, residual, (n, k, i, 2 * tw))
+                out[n, k, i, 2 * tw + 1] = epilogue(y1, sc, b, relu, residual, (n, k, i, 2 * tw + 1))
+            if OW % 2:                                # an odd width: the last tile's left column only
+                tw = TW - 1
+                y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
+                out[n, k, i, 2 * tw] = epilogue(y0, sc, b, relu, residual, (n, k, i, 2 * tw))
