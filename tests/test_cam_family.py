@@ -245,3 +245,14 @@ def test_the_command_line_knows_the_new_names(capsys, tmp_path):
     assert out.stat().st_size > 10_000
     assert main(["explain", "shapes:3", "--method", "gradcam+++", "--out", str(out)]) == 1
     assert "unknown method 'gradcam+++'; valid: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layer", ["layer3", "layer2.1.conv1"])
+def test_guided_gradcam_is_guided_backprop_times_the_upsampled_gradcam(layer):
+    """Its one shared forward pass (a main-path layer) and its two passes (a layer inside a block) give
+    the definition: the two methods run on their own, multiplied."""
+    model = mx.models.resnet18(seed=0).astype(np.float64)
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64))
+    expected = mx.guided_backprop(model, x, TARGETS) * mx.gradcam(model, x, TARGETS, layer)[:, None]
+    np.testing.assert_allclose(mx.guided_gradcam(model, x, TARGETS, layer), expected, rtol=1e-12,
+                               atol=1e-12 * np.abs(expected).max())

@@ -9,7 +9,8 @@ from ..backend import array_module
 from ..images import resize_bilinear
 from ..layers import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
 from ..validate import check_layer_name
-from ._common import input_gradient, prepare, returns_like_input
+from ..rules import Gradient, GuidedBackprop
+from ._common import input_gradient, output_seed, prepare, returns_like_input
 from .backprop import guided_backprop
 
 
@@ -56,17 +57,35 @@ def gradcam(model, x, target, layer=None, upsample=True, relu=True):
     layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
     refuse_output_layer(model, layer, "Grad-CAM")
     A, dA = layer_gradient(model, x, targets, layer)
+    cam = class_activation_map(A, dA, layer, relu)
+    return resize_bilinear(cam, x.shape[2:]) if upsample else cam
+
+
+def class_activation_map(A, dA, layer, relu=True):
+    """L = [ReLU](sum_k alpha_k A^k), alpha_k the spatial mean of dA^k: (N, h, w)."""
     if A.ndim != 4:
         raise ValueError(f"Grad-CAM needs a layer with spatial maps (N, K, h, w); {layer!r} outputs {A.shape}")
     alpha = dA.mean(axis=(2, 3))                                  # (N, K)
     cam = array_module(A).einsum("nk,nkij->nij", alpha, A)
-    if relu:
-        cam = np.maximum(cam, 0)
-    return resize_bilinear(cam, x.shape[2:]) if upsample else cam
+    return np.maximum(cam, 0) if relu else cam
 
 
 @returns_like_input
 def guided_gradcam(model, x, target, layer=None):
-    """Guided backprop times the upsampled Grad-CAM map, shape (N, C, H, W)."""
-    cam = gradcam(model, x, target, layer, upsample=True)
-    return guided_backprop(model, x, target) * cam[:, None]
+    """Guided backprop times the upsampled Grad-CAM map, shape (N, C, H, W).
+
+    One forward pass serves both when the layer is on the main path: the network is cut there, and the
+    upper part's tape goes back twice, with the plain gradient (Grad-CAM's weights) and with guided
+    backprop's rule, which then carries on through the lower part to the input."""
+    x, targets = prepare(model, x, target)
+    layer = default_layer(model) if layer is None else check_layer_name(layer, model.layer_names())
+    refuse_output_layer(model, layer, "Guided Grad-CAM")
+    if layer not in model.path_names():                           # inside a block: two passes
+        return guided_backprop(model, x, target) * gradcam(model, x, target, layer)[:, None]
+    body, head = model.submodel(end=layer), model.submodel(start=layer)
+    body_tape = body.record(x)
+    head_tape = head.record(body_tape.output)
+    seed = output_seed(head_tape.output, targets)
+    cam = class_activation_map(body_tape.output, head.backward(seed, Gradient(), head_tape), layer)
+    guided = body.backward(head.backward(seed, GuidedBackprop(), head_tape), GuidedBackprop(), body_tape)
+    return guided * resize_bilinear(cam, x.shape[2:])[:, None]
