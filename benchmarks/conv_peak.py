@@ -46,9 +46,9 @@ def profile(batch, reps):
     stats = collections.defaultdict(lambda: [0.0, 0.0])
     forward, backward = cpu.conv2d_forward, cpu.conv2d_backward_input
 
-    def timed_forward(x, w, b, stride, padding, dilation, scale=None, relu=False):
+    def timed_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None):
         start = time.perf_counter()
-        out = forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu)
+        out = forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu, residual=residual)
         entry = stats[("forward", kind(w, stride))]
         entry[0] += time.perf_counter() - start
         entry[1] += 2.0 * out.size * w[0].size
