@@ -10,7 +10,9 @@ threads), which flatters minixai. Here each (engine, model, batch) runs in a fre
 imports its own engine, 2 threads each; the subprocesses alternate, and the table gives the median of
 the per-process medians. Timed: forward, and forward + gradient of logit 0 w.r.t. the input. Input size:
 224x224, 299x299 for Inception v3 (both engines, random weights; torchvision's Inception3 in eval mode skips
-its auxiliary head, as minixai's does).
+its auxiliary head, as minixai's does). A line before a row says so when minixai's threads did not spin
+between kernels in its processes (a busy machine, or OMP_WAIT_POLICY / GOMP_SPINCOUNT set: see
+minixai.backend.THREAD_WAIT); PyTorch's OpenMP reads the same variables.
 """
 import argparse
 import json
@@ -30,7 +32,9 @@ fwd, grad = [], []
 for _ in range(reps):
     t = time.perf_counter(); model(x); fwd.append(time.perf_counter() - t)
     t = time.perf_counter(); mx.saliency(model, x, 0); grad.append(time.perf_counter() - t)
-print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(grad)[len(grad) // 2]}))
+from minixai import backend
+print(json.dumps({"forward": sorted(fwd)[len(fwd) // 2], "input grad": sorted(grad)[len(grad) // 2],
+                  "threads wait": backend.THREAD_WAIT}))
 """
 
 TORCH = """
@@ -87,6 +91,9 @@ def main():
             for _ in range(args.rounds):
                 ours.append(run(MINIXAI, arch, batch, args.reps))
                 theirs.append(run(TORCH, arch, batch, args.reps))
+            waits = sorted({r["threads wait"].split(" (")[0] for r in ours})
+            if any(not wait.startswith("spin") for wait in waits):    # a process found the machine busy
+                print(f"(minixai's threads in these {arch} batch-{batch} processes: {'; '.join(waits)})")
             for key in ("forward", "input grad"):
                 a = statistics.median(r[key] for r in ours)
                 b = statistics.median(r[key] for r in theirs)
