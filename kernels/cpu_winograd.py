@@ -27,9 +27,11 @@ is flip(g) = J g J with J the 3x3 reversal, and G J (G's columns reversed) is G 
 as rows 1 and 2 read the same backwards: G J = S G. Hence G flip(g) G^T = S (G g G^T) S^T, so the same U
 serves: U_grad[(a, b)] = U[(s(a), s(b))] with s = (3, 1, 2, 0), its (K, C) transposed by the GEMM.
 
-The tiles are processed in chunks of tile rows whose V and M fit ``SCRATCH_BYTES``; within a chunk the
-input transform runs in parallel over channels, the 16 GEMMs over Numba's threads (single-threaded BLAS
-each), and the output transform, with ``cpu_pointwise.epilogue``, over output channels.
+The tiles are processed in chunks of tile rows, in one of two schedules (``schedule``). Either each step of
+a chunk runs on all threads (chunks whose V and M fit ``SCRATCH_BYTES``): the input transform in parallel
+over channels, the 16 GEMMs over Numba's threads (single-threaded BLAS each), the output transform, with
+``cpu_pointwise.epilogue``, over output channels. Or each thread takes whole chunks, small enough to stay in
+its core's cache (``THREAD_SCRATCH_BYTES``), through all three steps: faster for narrow layers.
 """
 import numba
 import numpy as np
