@@ -12,9 +12,10 @@ the padded width Wp (the last S-1 columns of each are junk) and copy the valid o
 "epilogue": out = max(scale[k] * acc + bias[k] (+ residual), 0): an inference batch norm, a ResNet block's
 join and a ReLU after the convolution cost nothing extra there (``minixai.fusion`` decides when to fuse).
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
-Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and layers with few channels (the RGB first layer) or
-small planes (14x14, 7x7) use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight
-gradient (training only) im2col with one partial sum per thread. Deep 3x3 stride-1 layers go to Winograd's
+Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
+layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
+block of rows at a time (``cpu_im2col``), and the weight gradient (training only) im2col with one partial
+sum per thread. Deep 3x3 stride-1 layers go to Winograd's
 F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
@@ -106,7 +107,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
             im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, residual, out, *stride, *padding,
-                         *dilation, R, S, rows, kblock, cols)
+                        *dilation, R, S, rows, kblock, cols)
     return out
 
 
