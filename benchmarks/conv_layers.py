@@ -39,6 +39,23 @@ def best_time(f, reps):
     return min(times) * 1e3
 
 
+def layer_times(rng, C, K, H, args, configure, settings):
+    """{setting: (forward ms, input-gradient ms)} of one 3x3 layer C -> K on H x H, the fused ReLU forward and
+    the gated input gradient, after configure(setting) for each setting in turn."""
+    x = rng.standard_normal((args.batch, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = np.zeros(K, np.float32)
+    dout, gate = rng.standard_normal((2, args.batch, K, H, H)).astype(np.float32)
+    times = {}
+    for setting in settings:
+        configure(setting)
+        times[setting] = (
+            best_time(lambda: cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), relu=True), args.reps),
+            best_time(lambda: cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), gate=gate),
+                      args.reps))
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1)
@@ -52,18 +69,12 @@ def main():
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
     print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio | default |")
     print("|---|---|---|---|---|---|---|---|---|")
+
+    def thresholds(name):
+        cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = (10 ** 9, 10 ** 9) if name == "direct" else (1, 1)
+
     for C, K, H in SHAPES:
-        x = rng.standard_normal((args.batch, C, H, H)).astype(np.float32)
-        w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
-        b = np.zeros(K, np.float32)
-        dout, gate = rng.standard_normal((2, args.batch, K, H, H)).astype(np.float32)
-        times = {}
-        for name, thresholds in (("direct", (10 ** 9, 10 ** 9)), ("winograd", (1, 1))):
-            cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = thresholds
-            times[name] = (
-                best_time(lambda: cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), relu=True), args.reps),
-                best_time(lambda: cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), gate=gate),
-                          args.reps))
+        times = layer_times(rng, C, K, H, args, thresholds, ("direct", "winograd"))
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = defaults
         chosen = cpu_winograd.applies((3, 3), (1, 1), (1, 1), (1, 1), min(C, K), (args.batch, H, H))
         (fd, bd), (fw, bw) = times["direct"], times["winograd"]
@@ -78,18 +89,12 @@ def schedules(args):
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = all threads / by thread")
     print("| C -> K | plane | forward all | by thread | ratio | input grad all | by thread | ratio | default |")
     print("|---|---|---|---|---|---|---|---|---|")
+
+    def force(by_thread):
+        cpu_winograd.BY_THREAD = by_thread
+
     for C, K, H in SHAPES:
-        x = rng.standard_normal((args.batch, C, H, H)).astype(np.float32)
-        w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
-        b = np.zeros(K, np.float32)
-        dout, gate = rng.standard_normal((2, args.batch, K, H, H)).astype(np.float32)
-        times = {}
-        for by_thread in (False, True):
-            cpu_winograd.BY_THREAD = by_thread
-            times[by_thread] = (
-                best_time(lambda: cpu.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), relu=True), args.reps),
-                best_time(lambda: cpu.conv2d_backward_input(dout, w, x.shape, (1, 1), (1, 1), (1, 1), gate=gate),
-                          args.reps))
+        times = layer_times(rng, C, K, H, args, force, (False, True))
         cpu_winograd.BY_THREAD = None
         (fa, ba), (ft, bt) = times[False], times[True]
         picked = "by thread" if cpu_winograd.schedule(C, K, (args.batch, H, H), 4, numba.get_num_threads())[0] \

@@ -19,32 +19,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = r"""
-import json, sys, time
-import numpy as np
-arch, n, reps, tree = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+from engine_separate import MINIXAI
+
+# The tree to measure first (argv[5]): an editable install's hook is pointed at it before minixai is imported;
+# then engine_separate's timing of the minixai engine, unchanged; then a check of where minixai came from.
+REDIRECT = r"""
+import sys
+tree = sys.argv[5]
 sys.path.insert(0, tree)
 for finder in sys.meta_path:                          # an editable install's hook: point it at this tree
     mapping = getattr(sys.modules.get(getattr(finder, "__module__", ""), None), "MAPPING", None)
     if isinstance(mapping, dict) and "minixai" in mapping:
         root = str(__import__("pathlib").Path(mapping["minixai"]).parent)
         mapping.update({k: v.replace(root, tree, 1) for k, v in mapping.items()})
-import minixai as mx
+"""
+CHECK = r"""
 from minixai.kernels import cpu
 assert mx.__file__.startswith(tree) and cpu.__file__.startswith(tree), (mx.__file__, cpu.__file__)
-model = getattr(mx.models, arch)(seed=0)
-x = np.random.default_rng(0).standard_normal((n, 3, 224, 224)).astype(np.float32)
-mx.saliency(model, x, 0)
-fwd, grad = [], []
-for _ in range(reps):
-    t = time.perf_counter(); model(x); fwd.append(time.perf_counter() - t)
-    t = time.perf_counter(); mx.saliency(model, x, 0); grad.append(time.perf_counter() - t)
-print(json.dumps({"forward": sorted(fwd)[reps // 2], "input grad": sorted(grad)[reps // 2]}))
 """
+CHILD = REDIRECT + MINIXAI + CHECK
 
 
 def measure(tree, arch, batch, reps):
-    result = subprocess.run([sys.executable, "-c", CHILD, arch, str(batch), str(reps), str(tree)],
+    result = subprocess.run([sys.executable, "-c", CHILD, arch, str(batch), str(reps), "224", str(tree)],
                             capture_output=True, text=True, cwd="/")
     if result.returncode:
         raise SystemExit(f"{tree}: {result.stderr.strip().splitlines()[-1]}")
