@@ -34,6 +34,39 @@ pairs. ``argmax`` holds, for each pooled output, the flat index ``h * W + w`` of
 its (unpadded) plane, as torch's ``return_indices`` does; ties go to the first maximum in scan order.
 Select the implementation with ``minixai.set_backend``.
 """
+import hashlib
+from pathlib import Path
+
 from .sizes import conv_output_size, pool_output_size
 
 __all__ = ["conv_output_size", "pool_output_size"]
+
+
+def _drop_stale_numba_cache(folder=Path(__file__).resolve().parent):
+    """Numba keys a cached kernel on its own file, but the machine code it keeps also holds the kernels it
+    calls from other files: after an edit of cpu_gemm.py, cpu.py's cached kernels would still run the old
+    product. So the whole cache of this folder goes when any of its sources changes (their hash is kept
+    beside the cache). Where Numba keeps the cache is asked of Numba itself; if that fails nothing is done."""
+    sources = sorted(folder.glob("*.py"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+    try:
+        from numba.core.caching import CacheImpl
+        for locator_class in CacheImpl._locator_classes:
+            locator = locator_class.from_function(_drop_stale_numba_cache, str(sources[0]))
+            if locator is not None:
+                break
+        else:
+            return
+        cache = Path(locator.get_cache_path())
+        stamp = cache / "minixai_kernels.sha256"
+        if stamp.is_file() and stamp.read_text() == digest:
+            return
+        for stale in (*cache.glob("*.nbi"), *cache.glob("*.nbc")):
+            stale.unlink(missing_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
+    except (ImportError, AttributeError, TypeError, OSError):
+        pass                    # another Numba, or a read-only cache: Numba's own keys still apply
+
+
+_drop_stale_numba_cache()
