@@ -12,6 +12,10 @@ At the first import on a machine each candidate times single-threaded sgemm on t
 convolutions (`SHAPES`), the fastest is kept, and the choice is cached in a small JSON file next to Numba's
 cache of the kernels (keyed by the CPU and the library files, so a new CPU or library measures again).
 MINIXAI_BLAS=openblas|openblas-avx512|mkl forces one; `choose()` says which and why.
+
+In front of the library stands minixai's own tiled GEMM (``cpu_gemm``), for the products whose B is not
+transposed: `choose_tiled()` times it on the same shapes against the library's number and keeps it if it is
+faster (cached in the same file). MINIXAI_GEMM=tiled|blas forces the one or the other.
 """
 import ctypes
 import importlib.metadata
@@ -196,6 +200,53 @@ def choose():
     best = max(candidates, key=lambda lib: speeds.get(lib.name, 0.0))
     shown = ", ".join(f"{name} {gf:.0f}" for name, gf in sorted(speeds.items(), key=lambda kv: -kv[1]))
     return best, f"fastest single-threaded sgemm on the convolutions' shapes here (GF/s: {shown}; {record})"
+
+
+def choose_tiled(library):
+    """(use the tiled GEMM?, reason): MINIXAI_GEMM if set, else whether it beats `library` on SHAPES."""
+    from . import cpu_gemm
+    wanted = os.environ.get("MINIXAI_GEMM", "auto").lower()
+    if wanted not in ("auto", "tiled", "blas"):
+        raise ValueError(f"MINIXAI_GEMM={wanted!r}; valid: auto, tiled, blas")
+    if wanted != "auto" or cpu_gemm.SHAPE is None:
+        if wanted == "tiled" and cpu_gemm.SHAPE is None:
+            raise ValueError("MINIXAI_GEMM=tiled: the tiled GEMM needs AVX2 and FMA, which this CPU lacks")
+        return wanted == "tiled", f"MINIXAI_GEMM={wanted}" if wanted != "auto" else "no AVX2 and FMA here"
+    model, flags = _cpu()
+    key = json.dumps([model, sorted(flags & {"avx512f", "avx2", "fma"}), "tiled", list(cpu_gemm.SHAPE),
+                      f"{library.name}:{':'.join(f'{f}:{_stamp(f)}' for f in library.files)}"])
+    record = cache_dir() / "minixai_blas.json"
+    known = _read(record)
+    if key not in known:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1, user_api="blas"):
+            known[key] = {"tiled": round(_tiled_gflops(), 1), library.name: round(library.sgemm_gflops(), 1)}
+        _write(record, known)
+    speeds = known[key]
+    faster = speeds["tiled"] > speeds[library.name]
+    return faster, (f"single-threaded on the convolutions' shapes: tiled {speeds['tiled']:.0f} GF/s, "
+                    f"{library.name} {speeds[library.name]:.0f} ({record})")
+
+
+def _tiled_gflops():
+    """Single-threaded speed of cpu_gemm.tiled_gemm on SHAPES, as Library.sgemm_gflops measures a BLAS."""
+    from . import cpu_gemm
+    cpu_gemm.switch(True)
+    rng = np.random.default_rng(0)
+    flops, seconds = 0.0, 0.0
+    try:
+        for m, n, k in SHAPES:
+            a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+            c = np.empty((m, n), np.float32)
+
+            def call():
+                cpu_gemm.tiled_gemm(False, m, n, k, a.ravel(), 0, k, b.ravel(), 0, n, 0.0, c.ravel(), 0, n)
+            call()
+            seconds += min(_timed(call) for _ in range(3))
+            flops += 2.0 * m * n * k
+    finally:
+        cpu_gemm.switch(False)
+    return flops / seconds / 1e9
 
 
 def _stamp(file):

@@ -12,6 +12,9 @@ kernels must stay cacheable (``cache=True``). So:
   library on its AVX-512 kernels, or Intel MKL's sequential layer from the optional ``mkl`` wheel, whichever
   ran the convolutions' GEMM shapes fastest on this machine. ``MINIXAI_BLAS`` forces one; ``BLAS`` says which
   is bound and ``BLAS_REASON`` why;
+- in front of the library, minixai's own tiled GEMM (``cpu_gemm``) takes every product whose B is not
+  transposed, where it measured faster here (``blas_choice.choose_tiled``); ``TILED`` says whether it is
+  on and ``TILED_REASON`` why;
 - ``single_threaded_blas()`` sets the BLAS libraries' thread count to 1 around a kernel call (about 3 us;
   the user's own NumPy/SciPy BLAS keeps its setting outside our kernels).
 """
@@ -23,9 +26,11 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
 
-from . import blas_choice
+from . import blas_choice, cpu_gemm
 
 _library, BLAS_REASON = blas_choice.choose()
+TILED, TILED_REASON = blas_choice.choose_tiled(_library)
+cpu_gemm.switch(TILED)
 BLAS = _library.name
 _SHARED = BLAS == "openblas"   # SciPy's own copy can start threads; the AVX-512 copy (loaded with one thread)
                                # and MKL's sequential layer never do
@@ -48,9 +53,13 @@ def gemm(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off
 
     op(A) is (m, k), op(B) is (k, n), C is (m, n); ``lda/ldb/ldc`` are the row strides (in elements) of the
     stored matrices; ``trans_a`` means A is stored as (k, m) and op(A) = A^T.
-    BLAS is column-major, and a row-major matrix is its column-major transpose, so we ask BLAS for
+    With B not transposed this is minixai's own tiled GEMM where it is on (``cpu_gemm``). Otherwise BLAS:
+    it is column-major, and a row-major matrix is its column-major transpose, so we ask BLAS for
     C^T = op(B)^T @ op(A)^T: the operands swap places and keep their transpose flags.
     """
+    if not trans_b and cpu_gemm.config() != 0:
+        cpu_gemm.tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
+        return
     chars = np.array([78, 84], np.uint8)                        # 'N', 'T'
     ints = np.array([n, m, k, ldb, lda, ldc], np.int32)
     scalars = np.array([1.0, beta], c.dtype)                    # alpha, beta

@@ -1,7 +1,7 @@
 """The CPU kernels give the reference's numbers with every BLAS that can be behind them (SciPy's OpenBLAS,
-the same on its AVX-512 kernels where the CPU has them, MKL when the optional wheel is installed), and the
-automatic choice is the fastest one measured. The library is bound once per process, at import, so each
-one is checked in its own subprocess."""
+the same on its AVX-512 kernels where the CPU has them, MKL when the optional wheel is installed) and with
+minixai's own tiled GEMM in front, and the automatic choices are the fastest measured. The library is bound
+once per process, at import, so each one is checked in its own subprocess."""
 import json
 import os
 import subprocess
@@ -35,7 +35,8 @@ for dtype in (np.float32, np.float64):
         errors[f"dense batch {n} {dtype.__name__}"] = max(
             float(np.abs(cpu.linear_forward(x, w, None) - x @ w.T).max() / np.abs(x @ w.T).max()),
             float(np.abs(cpu.linear_backward_input(d, w) - d @ w).max() / np.abs(d @ w).max()))
-print(json.dumps({"blas": cpu_blas.BLAS, "errors": errors, "threads": cpu_blas.bound_threads()}))
+print(json.dumps({"blas": cpu_blas.BLAS, "tiled": cpu_blas.TILED, "errors": errors,
+                  "threads": cpu_blas.bound_threads()}))
 """
 
 
@@ -48,8 +49,9 @@ def available():
     return [name for name, lib in found.items() if lib is not None]
 
 
-def run_with(blas):
-    env = dict(os.environ, MINIXAI_BLAS=blas)
+def run_with(blas, gemm="blas"):
+    """The CHECK script's result with MINIXAI_BLAS=blas; by default every product goes to that library."""
+    env = dict(os.environ, MINIXAI_BLAS=blas, MINIXAI_GEMM=gemm)
     result = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -66,16 +68,31 @@ def test_kernels_with_each_library(name):
     if name not in available():
         pytest.skip(f"{name} cannot be loaded on this machine (no mkl wheel, or no AVX-512 / OpenBLAS already on it)")
     result = run_with(name)
-    assert result["blas"] == name
+    assert result["blas"] == name and not result["tiled"]
+    check(result)
+
+
+def test_kernels_with_the_tiled_gemm():
+    from minixai.kernels import cpu_gemm
+    if cpu_gemm.SHAPE is None:
+        pytest.skip("the tiled GEMM needs AVX2 and FMA")
+    result = run_with("auto", gemm="tiled")
+    assert result["tiled"]
     check(result)
 
 
 def test_the_automatic_choice_is_the_fastest_measured():
     from minixai.kernels import blas_choice
-    result = run_with("auto")
+    result = run_with("auto", gemm="auto")
     check(result)
     library, reason = blas_choice.choose()
     assert result["blas"] == library.name
+    tiled, why = blas_choice.choose_tiled(library)
+    assert result["tiled"] == tiled
+    if "GF/s" in why:                          # measured (not forced, and the CPU has FMA)
+        speeds = [entry for entry in blas_choice._read(blas_choice.cache_dir() / "minixai_blas.json").values()
+                  if set(entry) == {"tiled", library.name}]
+        assert speeds and tiled == (speeds[-1]["tiled"] > speeds[-1][library.name])
     if len(available()) > 1:
         speeds = blas_choice._read(blas_choice.cache_dir() / "minixai_blas.json")
         measured = [entry for entry in speeds.values() if set(entry) == set(available())]
@@ -88,3 +105,10 @@ def test_an_unknown_library_name_is_refused():
     result = subprocess.run([sys.executable, "-c", "import minixai.kernels.cpu_blas"], env=env, capture_output=True,
                             text=True)
     assert result.returncode != 0 and "valid: auto, openblas, openblas-avx512, mkl" in result.stderr
+
+
+def test_an_unknown_gemm_name_is_refused():
+    env = dict(os.environ, MINIXAI_GEMM="fast")
+    result = subprocess.run([sys.executable, "-c", "import minixai.kernels.cpu_blas"], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and "valid: auto, tiled, blas" in result.stderr

@@ -1,0 +1,240 @@
+"""A matrix product written here: register-tile micro-kernels in LLVM IR, and a Numba loop around them.
+
+    C (m, n) = op(A) (m, k) @ B (k, n)  (+ C)             row-major, B's rows contiguous
+
+The convolutions' products are narrow (a 7x7 plane is 49 columns) and their B, the input, is already laid
+out row by row. A BLAS copies ("packs") both operands into its own layout on every call, and on these shapes
+that copy and its edge cases cost a quarter of its time. This GEMM copies nothing:
+
+- a *tile* of C, MR rows by NV vectors of columns (8 x 48 floats with AVX-512), lives in registers while
+  ``kc`` steps of the sum run: at step p it loads NV vectors of B's row p and, for each of the MR rows, one
+  number A[r, p] spread over a vector ("broadcast"), and adds their products (MR * NV fused multiply-adds);
+- the tile kernels are written in LLVM IR below (``_tile_kernel``), compiled when this module is imported for
+  the CPU it runs on, and called from Numba under fixed names (as ``cpu_blas`` does for the BLAS);
+- ``tiled_gemm`` walks the tiles: depth in chunks of KC (B's chunk stays in the core's cache), then column
+  blocks, then row blocks. The last column vector is masked (only its valid lanes are read and written),
+  and a tile with fewer than MR rows repeats its last row's loads and stores only the rows that exist.
+
+A needs no particular layout: its rows and its depth each have a stride, so op(A) = A^T (``trans_a``) is the
+same code. A product whose B is transposed (a dense layer's forward, the weight gradient) goes to the BLAS.
+Measured single-threaded on the convolutions' shapes (benchmarks/conv_layers.py --gemm): see the README.
+
+On a CPU without AVX-512 the tiles are 6 x 2 vectors of 8 floats (AVX2 has 16 vector registers, not 32);
+without AVX2 and FMA, or with MINIXAI_GEMM=blas, every product goes to the BLAS (``cpu_blas.gemm``).
+"""
+import ctypes
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+
+KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
+MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
+
+
+def vector_shape(features=None):
+    """(float32 lanes, MR rows, NV vectors) of the register tile for this CPU, or None if it has no FMA.
+
+    MR * NV accumulators, NV vectors of B and a broadcast must fit the vector registers: 24 + 3 + 1 of
+    AVX-512's 32; 12 + 2 + 1 of AVX2's 16."""
+    features = features if features is not None else llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 16, 8, 3
+    if features.get("avx2") and features.get("fma"):
+        return 8, 6, 2
+    return None
+
+
+_i64 = ir.IntType(64)
+_i32 = ir.IntType(32)
+
+
+def _tile_kernel(module, name, scalar, lanes, mr, nv):
+    """void name(a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, add), every argument an i64 (pointers too):
+
+    C[r, j] = (C[r, j] if add else 0) + sum_{p < kc} A[r*a_rs + p*a_ps] * B[p*ldb + j]
+    for r < rows (<= mr) and j < (nv - 1) * lanes + last (strides in elements; the vector count is fixed)."""
+    vec = ir.VectorType(scalar, lanes)
+    mask_t = ir.VectorType(ir.IntType(1), lanes)
+    size = 4 if isinstance(scalar, ir.FloatType) else 8
+    ptr_t = scalar.as_pointer()
+    vptr_t = vec.as_pointer()
+    suffix = f"v{lanes}{'f32' if size == 4 else 'f64'}"
+    fma = _intrinsic(module, f"llvm.fma.{suffix}", ir.FunctionType(vec, [vec, vec, vec]))
+    load = _intrinsic(module, f"llvm.masked.load.{suffix}.p0",
+                      ir.FunctionType(vec, [vptr_t, _i32, mask_t, vec]))
+    store = _intrinsic(module, f"llvm.masked.store.{suffix}.p0",
+                       ir.FunctionType(ir.VoidType(), [vec, vptr_t, _i32, mask_t]))
+
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_i64] * 11), name)
+    a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, add = fn.args
+    entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
+    bld = ir.IRBuilder(entry)
+
+    def at(base, index):                      # &base[index] for an i64 address and an element index
+        return bld.inttoptr(bld.add(base, bld.mul(index, ir.Constant(_i64, size))), ptr_t)
+
+    def spread(value, vtype):                 # a vector of `lanes` copies of value
+        one = bld.insert_element(ir.Constant(vtype, ir.Undefined), value, ir.Constant(_i32, 0))
+        return bld.shuffle_vector(one, ir.Constant(vtype, ir.Undefined), ir.Constant(ir.VectorType(_i32, lanes), [0] * lanes))
+
+    lane = ir.Constant(ir.VectorType(_i32, lanes), list(range(lanes)))
+    last_mask = bld.icmp_signed("<", lane, spread(bld.trunc(last, _i32), ir.VectorType(_i32, lanes)))
+    full_mask = ir.Constant(mask_t, [1] * lanes)
+    masks = [full_mask] * (nv - 1) + [last_mask]
+    zero = ir.Constant(vec, [0.0] * lanes)
+    # rows past `rows` read the last row again (in bounds) and are not stored
+    a_rows = [bld.mul(bld.select(bld.icmp_signed("<", ir.Constant(_i64, r), rows), ir.Constant(_i64, r),
+                                 bld.sub(rows, ir.Constant(_i64, 1))), a_rs) for r in range(mr)]
+    bld.branch(loop)
+
+    bld.position_at_end(loop)                 # one step p of the sum: MR x NV fused multiply-adds
+    p = bld.phi(_i64)
+    acc = [[bld.phi(vec) for _ in range(nv)] for _ in range(mr)]
+    b_row = bld.mul(p, ldb)
+    b_vec = [bld.call(load, [bld.bitcast(at(b, bld.add(b_row, ir.Constant(_i64, v * lanes))), vptr_t),
+                             ir.Constant(_i32, size), masks[v], zero]) for v in range(nv)]
+    a_col = bld.mul(p, a_ps)
+    new = []
+    for r in range(mr):
+        a_rp = spread(bld.load(at(a, bld.add(a_rows[r], a_col)), align=size), vec)
+        new.append([bld.call(fma, [a_rp, b_vec[v], acc[r][v]]) for v in range(nv)])
+    p_next = bld.add(p, ir.Constant(_i64, 1))
+    p.add_incoming(ir.Constant(_i64, 0), entry)
+    p.add_incoming(p_next, loop)
+    for r in range(mr):
+        for v in range(nv):
+            acc[r][v].add_incoming(zero, entry)
+            acc[r][v].add_incoming(new[r][v], loop)
+    bld.cbranch(bld.icmp_signed("<", p_next, kc), loop, done)
+
+    bld.position_at_end(done)                 # C's rows that exist, its valid columns
+    adding = bld.icmp_signed("!=", add, ir.Constant(_i64, 0))
+    for r in range(mr):
+        with bld.if_then(bld.icmp_signed("<", ir.Constant(_i64, r), rows)):
+            c_row = bld.mul(ir.Constant(_i64, r), ldc)
+            for v in range(nv):
+                where = bld.bitcast(at(c, bld.add(c_row, ir.Constant(_i64, v * lanes))), vptr_t)
+                with bld.if_else(adding) as (then, otherwise):
+                    with then:
+                        old = bld.call(load, [where, ir.Constant(_i32, size), masks[v], zero])
+                        bld.call(store, [bld.fadd(new[r][v], old), where, ir.Constant(_i32, size), masks[v]])
+                    with otherwise:
+                        bld.call(store, [new[r][v], where, ir.Constant(_i32, size), masks[v]])
+    bld.ret_void()
+
+
+def _intrinsic(module, name, fntype):
+    return module.globals.get(name) or ir.Function(module, fntype, name)
+
+
+def tile_kernels(shape, prefix):
+    """Compile the kernels {prefix}_{s|d}{nv} (float32 / float64, nv = 1..MAX_NV) for the tile shape
+    (float32 lanes, MR, ...) in a module of their own; returns (library, {name: address})."""
+    lanes, mr = shape[:2]
+    module = ir.Module(prefix)
+    names = [f"{prefix}_{t}{nv}" for t in "sd" for nv in range(1, MAX_NV + 1)]
+    for name in names:
+        scalar = ir.FloatType() if name[-2] == "s" else ir.DoubleType()
+        _tile_kernel(module, name, scalar, lanes if name[-2] == "s" else lanes // 2, mr, int(name[-1]))
+    library = _finalize(module)
+    return library, {name: library.get_pointer_to_function(name) for name in names}
+
+
+def _finalize(module):
+    """The module compiled by Numba's code generator (for this CPU, optimised as Numba's own code)."""
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    with global_compiler_lock:
+        library = cpu_target.target_context.codegen().create_library(module.name)
+        library.add_ir_module(module)
+        library.finalize()
+    return library
+
+
+def _compile(shape):
+    """Build, compile and bind the tile kernels and the switch; returns (libraries, the switch's setter)."""
+    # without FMA the kernels are stand-ins (4 lanes, 1 row) that the switch never lets run
+    tiles, addresses = tile_kernels(shape if shape is not None else (4, 1), "minixai_gemm")
+    module = ir.Module("minixai_gemm_switch")
+    switch = ir.GlobalVariable(module, _i64, "minixai_gemm_switch")
+    switch.initializer = ir.Constant(_i64, 0)
+    config = ir.Function(module, ir.FunctionType(_i64, []), "minixai_gemm_config")
+    bld = ir.IRBuilder(config.append_basic_block("entry"))
+    bld.ret(bld.load(switch))
+    setter = ir.Function(module, ir.FunctionType(ir.VoidType(), [_i64]), "minixai_gemm_set")
+    bld = ir.IRBuilder(setter.append_basic_block("entry"))
+    bld.store(setter.args[0], switch)
+    bld.ret_void()
+    library = _finalize(module)
+    addresses["minixai_gemm_config"] = library.get_pointer_to_function("minixai_gemm_config")
+    for name, address in addresses.items():
+        llvm.add_symbol(name, address)
+    setter = ctypes.CFUNCTYPE(None, ctypes.c_int64)(library.get_pointer_to_function("minixai_gemm_set"))
+    return (tiles, library), setter
+
+
+SHAPE = vector_shape()
+_libraries, _set = _compile(SHAPE)      # the libraries must live as long as the process
+
+
+def switch(on):
+    """Turn the tiled GEMM on (the kernels' products go through it) or off (all go to the BLAS)."""
+    if on and SHAPE is None:
+        raise ValueError("the tiled GEMM needs AVX2 and FMA, which this CPU lacks")
+    lanes, mr, nv = SHAPE if on else (0, 0, 0)
+    _set(lanes << 16 | nv << 8 | mr if on else 0)
+
+
+_I = types.int64
+_SIGNATURE = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
+config = types.ExternalFunction("minixai_gemm_config", types.int64())
+_s1, _s2, _s3, _d1, _d2, _d3 = (types.ExternalFunction(f"minixai_gemm_{t}{nv}", _SIGNATURE)
+                                for t in "sd" for nv in range(1, MAX_NV + 1))
+
+
+@njit(cache=True, nogil=True)
+def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Row-major C = op(A) @ B + beta * C (beta 0 or 1) on flat arrays from the given offsets, as
+    ``cpu_blas.gemm`` with B not transposed. Needs the switch on (``config() != 0``)."""
+    setting = config()
+    mr, nv_max, lanes = setting & 255, (setting >> 8) & 255, (setting >> 16) * 4 // c.itemsize
+    size = c.itemsize
+    a_rs, a_ps = (1, lda) if trans_a else (lda, 1)
+    pa = np.int64(a.ctypes.data) + a_off * size
+    pb = np.int64(b.ctypes.data) + b_off * size
+    pc = np.int64(c.ctypes.data) + c_off * size
+    if k == 0:
+        if beta == 0:
+            for i in range(m):
+                c[c_off + i * ldc:c_off + i * ldc + n] = 0
+        return
+    width = nv_max * lanes
+    for p0 in range(0, k, KC):
+        kc = min(KC, k - p0)
+        add = 1 if beta != 0 or p0 > 0 else 0
+        for n0 in range(0, n, width):
+            cols = min(width, n - n0)
+            nv = (cols + lanes - 1) // lanes
+            last = cols - (nv - 1) * lanes
+            for m0 in range(0, m, mr):
+                rows = min(mr, m - m0)
+                ta = pa + (m0 * a_rs + p0 * a_ps) * size
+                tb = pb + (p0 * ldb + n0) * size
+                tc = pc + (m0 * ldc + n0) * size
+                if size == 4:
+                    if nv == 3:
+                        _s3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                    elif nv == 2:
+                        _s2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                    else:
+                        _s1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                else:
+                    if nv == 3:
+                        _d3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                    elif nv == 2:
+                        _d2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                    else:
+                        _d1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)

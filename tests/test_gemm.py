@@ -1,0 +1,130 @@
+"""minixai's tiled GEMM (kernels/cpu_gemm.py) against NumPy's matrix product.
+
+Shapes, strides, offsets, the transpose of A and beta are drawn by hypothesis, in float32 and float64, so that
+every tile edge is hit: rows short of MR, a last column vector with 1..lanes valid lanes, depths that are not
+a multiple of KC, and k = 0. Everything of C outside the product must be left as it was. The tile kernels of
+the AVX2 shape (6 rows x 2 vectors of 8) are compiled and checked here too, whatever the CPU's own shape is.
+"""
+import contextlib
+import ctypes
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from minixai.kernels import cpu_gemm
+
+pytestmark = pytest.mark.skipif(cpu_gemm.SHAPE is None, reason="the tiled GEMM needs AVX2 and FMA")
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@contextlib.contextmanager
+def switched(on):
+    """The tiled GEMM on or off inside, as the process chose it (``cpu_blas.TILED``) after."""
+    from minixai.kernels import cpu_blas
+    cpu_gemm.switch(on)
+    try:
+        yield
+    finally:
+        cpu_gemm.switch(cpu_blas.TILED)
+
+
+@pytest.fixture(scope="module")
+def tiled():
+    with switched(True):
+        yield
+
+
+def operands(rng, dtype, m, n, k, trans_a, pads, offsets):
+    """Flat a, b, c with the matrices at the offsets and leading dimensions padded by `pads`, and the
+    matrices themselves (op(A), B, C) as NumPy views."""
+    lda = (m if trans_a else k) + pads[0]
+    ldb, ldc = n + pads[1], n + pads[2]
+    stored_rows = k if trans_a else m
+    a = rng.standard_normal(offsets[0] + stored_rows * lda + 3).astype(dtype)
+    b = rng.standard_normal(offsets[1] + k * ldb + 3).astype(dtype)
+    c = rng.standard_normal(offsets[2] + m * ldc + 3).astype(dtype)
+    A = a[offsets[0]:offsets[0] + stored_rows * lda].reshape(stored_rows, lda)
+    A = A[:, :m].T if trans_a else A[:, :k]
+    B = b[offsets[1]:offsets[1] + k * ldb].reshape(k, ldb)[:, :n]
+    C = c[offsets[2]:offsets[2] + m * ldc].reshape(m, ldc)[:, :n]
+    return (a, lda), (b, ldb), (c, ldc), (A, B, C)
+
+
+@SETTINGS
+@given(m=st.integers(1, 40), n=st.integers(1, 110), k=st.sampled_from([0, 1, 2, 7, 64, 255, 256, 257, 600]),
+       trans_a=st.booleans(), beta=st.sampled_from([0.0, 1.0]), dtype=st.sampled_from([np.float32, np.float64]),
+       pads=st.tuples(*[st.integers(0, 5)] * 3), offsets=st.tuples(*[st.integers(0, 9)] * 3),
+       seed=st.integers(0, 2 ** 31))
+def test_the_tiled_product_is_numpys(tiled, m, n, k, trans_a, beta, dtype, pads, offsets, seed):
+    rng = np.random.default_rng(seed)
+    (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, trans_a, pads, offsets)
+    if beta == 0:
+        C[...] = np.nan                                 # beta 0 must overwrite, never read, what C held
+    expected = A.astype(np.float64) @ B.astype(np.float64) + (beta * C if beta else 0)
+    before = c.copy()
+    cpu_gemm.tiled_gemm(trans_a, m, n, k, a, offsets[0], lda, b, offsets[1], ldb, beta, c, offsets[2], ldc)
+    tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(max(k, 1))
+    scale = np.abs(A).sum(axis=1, keepdims=True) @ np.abs(B).max(axis=0, keepdims=True, initial=0) + 1  # |A||B| bound
+    assert np.all(np.abs(C - expected) <= tolerance * scale)
+    outside = np.ones(c.size, bool)
+    outside[(offsets[2] + np.arange(m)[:, None] * ldc + np.arange(n)[None, :]).ravel()] = False
+    np.testing.assert_array_equal(c[outside], before[outside])
+
+
+def test_kernels_of_the_avx2_tile_shape():
+    """One call of each kernel compiled for 6 rows x NV vectors of 8 lanes (AVX2's tile), rows 1..6 and every
+    count of valid lanes in the last vector, accumulating and not."""
+    library, addresses = cpu_gemm.tile_kernels((8, 6), "test_avx2")
+    kernel_type = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 11)
+    rng = np.random.default_rng(0)
+    for name, address in addresses.items():
+        kernel = kernel_type(address)
+        dtype, lanes = (np.float32, 8) if name[-2] == "s" else (np.float64, 4)
+        nv = int(name[-1])
+        for rows in range(1, 7):
+            for last in range(1, lanes + 1):
+                kc, width = 5, (nv - 1) * lanes + last
+                a = rng.standard_normal((6, kc)).astype(dtype)           # read rows 0..rows-1 only
+                b = rng.standard_normal((kc, width)).astype(dtype)
+                c = rng.standard_normal((6, width + 2)).astype(dtype)
+                before = c.copy()
+                add = int(rows % 2)
+                kernel(a.ctypes.data, kc, 1, b.ctypes.data, width, c.ctypes.data, width + 2, kc, rows, last, add)
+                expected = a[:rows] @ b + (before[:rows, :width] if add else 0)
+                np.testing.assert_allclose(c[:rows, :width], expected, rtol=1e-5, atol=1e-5)
+                np.testing.assert_array_equal(c[rows:], before[rows:])
+                np.testing.assert_array_equal(c[:, width:], before[:, width:])
+    del library
+
+
+def test_switched_off_the_kernels_take_the_blas_and_agree():
+    """The same convolution with the switch on and off (the BLAS) gives the same numbers."""
+    from minixai.kernels import cpu
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 40, 9, 11)).astype(np.float64)
+    w = rng.standard_normal((50, 40, 1, 1)).astype(np.float64)
+    outs = []
+    for on in (True, False):
+        with switched(on):
+            outs.append(cpu.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1)))
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(outs[0], np.einsum("kc,nchw->nkhw", w[:, :, 0, 0], x), rtol=1e-12, atol=1e-12)
+
+
+def test_an_edited_kernel_source_drops_the_whole_numba_cache(tmp_path):
+    """Numba would keep a caller's cached machine code after an edit of a kernel it calls in another file;
+    kernels/__init__.py drops the folder's cache when any source changes, and keeps it otherwise."""
+    from minixai import kernels
+    (tmp_path / "caller.py").write_text("x = 1\n")
+    (tmp_path / "callee.py").write_text("y = 2\n")
+    cache = tmp_path / "__pycache__"
+    kernels._drop_stale_numba_cache(tmp_path)
+    (cache / "caller.f-1.py311.nbi").write_text("index")
+    (cache / "caller.f-1.py311.1.nbc").write_text("code")
+    kernels._drop_stale_numba_cache(tmp_path)                   # nothing changed: kept
+    assert sorted(p.suffix for p in cache.iterdir()) == [".nbc", ".nbi", ".sha256"]
+    (tmp_path / "callee.py").write_text("y = 3\n")
+    kernels._drop_stale_numba_cache(tmp_path)                   # the callee changed: the caller's cache goes
+    assert sorted(p.suffix for p in cache.iterdir()) == [".sha256"]
