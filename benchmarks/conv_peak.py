@@ -3,8 +3,8 @@
     python benchmarks/conv_peak.py                  # batch 1 and 8
     python benchmarks/conv_peak.py --batches 8 --reps 3
 
-Peak: the single-threaded sgemm of the BLAS the kernels use (kernels/blas_choice.py), on a 1536^3 product,
-times Numba's threads. Then one saliency pass of ResNet-50 at 224x224 runs with every convolution timed (the
+Peak: the faster single-threaded sgemm on a 1536^3 product of the two the kernels can run, the BLAS they chose
+(kernels/blas_choice.py) and minixai's tiled GEMM (kernels/cpu_gemm.py, where it is on), times Numba's threads. Then one saliency pass of ResNet-50 at 224x224 runs with every convolution timed (the
 forward and the input gradient apart) and its flops counted as a direct convolution would do them (2 K C R S
 per output, so Winograd's layers count what they replace). Each row: time, GF/s and share of the peak for the
 layer type: the 7x7 first layer, 1x1, 3x3 stride 1, and the stride-2 ones.
@@ -18,20 +18,25 @@ import numpy as np
 
 import minixai as mx
 from minixai import models
-from minixai.kernels import blas_choice, cpu, cpu_blas
+from minixai.kernels import blas_choice, cpu, cpu_blas, cpu_gemm
 
 
 def peak_gflops(size=1536, reps=5):
-    """Single-threaded sgemm of the bound library on size^3, best of reps, GF/s."""
+    """{"BLAS name": GF/s, "tiled": GF/s}: single-threaded sgemm on size^3, best of reps (tiled only where on)."""
     from threadpoolctl import threadpool_limits
     gemm = blas_choice._FORTRAN_GEMM(cpu_blas._library.addresses["sgemm"])
     a, b = (np.random.default_rng(i).random((size, size), np.float32) for i in range(2))
     c = np.empty((size, size), np.float32)
-    call = blas_choice._fortran_call(gemm, a, b, c)
+    calls = {cpu_blas.BLAS: blas_choice._fortran_call(gemm, a, b, c)}
+    if cpu_blas.TILED:
+        calls["tiled"] = lambda: cpu_gemm.tiled_gemm(False, size, size, size, a.ravel(), 0, size, b.ravel(), 0,
+                                                     size, 0.0, c.ravel(), 0, size)
+    speeds = {}
     with threadpool_limits(1, user_api="blas"):
-        call()
-        best = min(blas_choice._timed(call) for _ in range(reps))
-    return 2.0 * size ** 3 / best / 1e9
+        for name, call in calls.items():
+            call()
+            speeds[name] = 2.0 * size ** 3 / min(blas_choice._timed(call) for _ in range(reps)) / 1e9
+    return speeds
 
 
 def kind(w, stride):
@@ -85,11 +90,14 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     threads = numba.get_num_threads()
-    peak = peak_gflops()
+    speeds = peak_gflops()
+    peak = max(speeds.values())
     cpu_name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                      if line.startswith("model name")), "?")
-    print(f"CPU: {cpu_name}; BLAS: {cpu_blas.BLAS}; single-threaded sgemm peak {peak:.0f} GF/s x {threads} "
-          f"threads = {peak * threads:.0f} GF/s")
+    shown = ", ".join(f"{name} {gf:.0f}" for name, gf in speeds.items())
+    print(f"CPU: {cpu_name}; BLAS: {cpu_blas.BLAS}, tiled GEMM {'on' if cpu_blas.TILED else 'off'}; "
+          f"single-threaded sgemm on 1536^3 (GF/s): {shown}; peak {peak:.0f} x {threads} threads = "
+          f"{peak * threads:.0f} GF/s")
     for batch in args.batches:
         stats, total = profile(batch, args.reps)
         conv_time = sum(t for t, _ in stats.values())
