@@ -11,8 +11,8 @@ that copy and its edge cases cost a quarter of its time. This GEMM copies nothin
   number A[r, p] spread over a vector ("broadcast"), and adds their products (MR * NV fused multiply-adds);
 - the tile kernels are written in LLVM IR below (``_tile_kernel``), compiled when this module is imported for
   the CPU it runs on, and called from Numba under fixed names (as ``cpu_blas`` does for the BLAS);
-- ``tiled_gemm`` walks the tiles: depth in chunks of KC (B's chunk stays in the core's cache), then column
-  blocks, then row blocks. The last column vector is masked (only its valid lanes are read and written),
+- ``tiled_gemm`` walks the tiles: depth in chunks of KC, blocks of MC_TILES row tiles (A's block stays in
+  the core's L2 cache), column blocks (B's block in L1), row tiles. The last column vector is masked (only its valid lanes are read and written),
   and a tile with fewer than MR rows repeats its last row's loads and stores only the rows that exist.
 
 A needs no particular layout: its rows and its depth each have a stride, so op(A) = A^T (``trans_a``) is the
@@ -30,6 +30,7 @@ from llvmlite import ir
 from numba import njit, types
 
 KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
+MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
 
 
@@ -211,30 +212,31 @@ def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
             for i in range(m):
                 c[c_off + i * ldc:c_off + i * ldc + n] = 0
         return
-    width = nv_max * lanes
+    width, block = nv_max * lanes, MC_TILES * mr
     for p0 in range(0, k, KC):
         kc = min(KC, k - p0)
         add = 1 if beta != 0 or p0 > 0 else 0
-        for n0 in range(0, n, width):
-            cols = min(width, n - n0)
-            nv = (cols + lanes - 1) // lanes
-            last = cols - (nv - 1) * lanes
-            for m0 in range(0, m, mr):
-                rows = min(mr, m - m0)
-                ta = pa + (m0 * a_rs + p0 * a_ps) * size
-                tb = pb + (p0 * ldb + n0) * size
-                tc = pc + (m0 * ldc + n0) * size
-                if size == 4:
-                    if nv == 3:
-                        _s3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                    elif nv == 2:
-                        _s2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+        for m1 in range(0, m, block):               # A's block of rows stays in L2 across the column blocks
+            for n0 in range(0, n, width):
+                cols = min(width, n - n0)
+                nv = (cols + lanes - 1) // lanes
+                last = cols - (nv - 1) * lanes
+                for m0 in range(m1, min(m, m1 + block), mr):
+                    rows = min(mr, m - m0)
+                    ta = pa + (m0 * a_rs + p0 * a_ps) * size
+                    tb = pb + (p0 * ldb + n0) * size
+                    tc = pc + (m0 * ldc + n0) * size
+                    if size == 4:
+                        if nv == 3:
+                            _s3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                        elif nv == 2:
+                            _s2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                        else:
+                            _s1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
                     else:
-                        _s1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                else:
-                    if nv == 3:
-                        _d3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                    elif nv == 2:
-                        _d2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                    else:
-                        _d1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                        if nv == 3:
+                            _d3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                        elif nv == 2:
+                            _d2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                        else:
+                            _d1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
