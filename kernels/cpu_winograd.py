@@ -13,10 +13,7 @@ instead of 36:
 Summed over the input channels, the elementwise product is 16 independent matrix products, one for
 each position xi = (a, b) of the transformed 4x4 tile:
 
-    M[xi] (P, K) = V[xi]^T (P, C) @ U[xi]^T (C, K)   U = G g G^T,  V = B^T d B,  P = number of tiles
-
-(computed as M^T, tiles by channels, so that the GEMM's vectors run along the output channels, 64 to 512 of
-them, rather than along the tiles: a 14x14 plane has only 49);
+    M[xi] (K, P) = U[xi] (K, C) @ V[xi] (C, P)       U = G g G^T,  V = B^T d B,  P = number of tiles
 
 so the convolution costs 16 GEMMs of K x C x P (2.25x fewer multiplications than the direct one's
 K x 9C x 4P) plus the transforms, which are additions only. The entries of B, G, A are 0, +-1 and
@@ -28,8 +25,7 @@ non-finite; and values near float32's maximum can overflow in the transforms whe
 The input gradient is a 3x3 convolution too: dout padded by 2 - P, with W flipped and transposed. A flip
 is flip(g) = J g J with J the 3x3 reversal, and G J (G's columns reversed) is G with rows 0 and 3 swapped,
 as rows 1 and 2 read the same backwards: G J = S G. Hence G flip(g) G^T = S (G g G^T) S^T, so the same U
-serves: U_grad[(a, b)] = U[(s(a), s(b))] with s = (3, 1, 2, 0), its (K, C) transposed. The GEMM reads U^T of
-the convolution that runs, so the forward stores U as (16, C, K) and the input gradient as (16, K, C).
+serves: U_grad[(a, b)] = U[(s(a), s(b))] with s = (3, 1, 2, 0), its (K, C) transposed by the GEMM.
 
 The tiles are processed in chunks of tile rows, in one of two schedules (``schedule``). Either each step of
 a chunk runs on all threads (chunks whose V and M fit ``SCRATCH_BYTES``): the input transform in parallel
@@ -58,7 +54,6 @@ SCRATCH_BYTES = 32 << 20    # V and M of one chunk of tiles; 8 MiB chunks ran 10
 # 4 chunks per thread: 64 channels on 224x224 1.3x, 128 on 112x112 1.1x, at batch 8 64 on 56x56 1.3-1.45x and
 # 128 on 28x28 1.1-1.2x; 256 channels and more 0.2-0.7x (python benchmarks/conv_layers.py --schedules).
 THREAD_SCRATCH_BYTES = 768 << 10
-K_BLOCK = 16                            # output channels per task of the output transform (one cache line of M)
 BY_THREAD_MAX_CHANNELS = 128 * 128      # C * K
 BY_THREAD = None                        # None: as above; True / False force a schedule (tests, benchmarks)
 _SWAP = (3, 1, 2, 0)        # flipping a filter swaps rows 0 and 3 of G (module docstring)
@@ -110,65 +105,53 @@ def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=No
     """Transform the filters, choose the schedule, size its chunks of tile rows (to SCRATCH_BYTES, or per
     thread to THREAD_SCRATCH_BYTES) and run it (arguments as in `_winograd`; w (K, C, 3, 3) of the forward
     convolution, whichever direction runs)."""
-    K_w, C_w = w.shape[:2]
-    U = buffer("winograd_U", 16 * K_w * C_w, w.dtype).reshape((16, K_w, C_w) if trans else (16, C_w, K_w))
-    _filter_transform(w, U, not trans)
+    U = buffer("winograd_U", 16 * w.shape[0] * w.shape[1], w.dtype).reshape(16, w.shape[0], w.shape[1])
+    _filter_transform(w, U)
     N, C = x.shape[:2]
     K, OH, OW = out.shape[1:]
     threads = numba.get_num_threads()
     by_thread, rows = schedule(C, K, (N, OH, OW), x.itemsize, threads)
     copies, width = (threads if by_thread else 1), rows * ((OW + 1) // 2)
     V = buffer("winograd_V", copies * 16 * C * width, x.dtype).reshape(copies, 16, C, width)
-    M = buffer("winograd_M", copies * 16 * width * K, x.dtype).reshape(copies, 16, width, K)
+    M = buffer("winograd_M", copies * 16 * K * width, x.dtype).reshape(copies, 16, K, width)
     V, M = (V, M) if by_thread else (V[0], M[0])
     gated = gate is not None
     kernel = _winograd_by_thread if by_thread else _winograd
     kernel(x, padding[0], padding[1], gate if gated else x, gated, clip,
            in_scale if in_scale is not None else np.ones(C, x.dtype),
-           U, perm, scale, bias, relu, residual, out, V, M, threads)
+           U, trans, perm, scale, bias, relu, residual, out, V, M, threads)
 
 
 @njit(parallel=True, cache=True)
-def _filter_transform(w, U, transposed):
-    """U[a*4 + b, k, c] = (G g G^T)[a, b] for g = w[k, c] (3x3); with ``transposed`` U[a*4 + b, c, k].
-    The loop over U's last index runs innermost, so that the stores are contiguous."""
+def _filter_transform(w, U):
+    """U[a*4 + b, k, c] = (G g G^T)[a, b] for g = w[k, c] (3x3)."""
     K, C = w.shape[0], w.shape[1]
-    if transposed:
-        for c in prange(C):
-            for k in range(K):
-                _filter_tile(w, k, c, U, c, k)
-    else:
-        for k in prange(K):
-            for c in range(C):          # plain indexing: a view of w per filter would contend on its refcount
-                _filter_tile(w, k, c, U, k, c)
-
-
-@njit(cache=True, inline="always")
-def _filter_tile(w, k, c, U, row, col):
-    """U[:, row, col] = G g G^T for g = w[k, c], its 16 entries."""
-    for a in range(4):                  # row a of G g: g's row 0, 2, or half the sum of its rows with +-row 1
-        if a == 0 or a == 3:
-            r = 0 if a == 0 else 2
-            t0, t1, t2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
-        else:
-            sign = 1.0 if a == 1 else -1.0
-            t0 = 0.5 * (w[k, c, 0, 0] + sign * w[k, c, 1, 0] + w[k, c, 2, 0])
-            t1 = 0.5 * (w[k, c, 0, 1] + sign * w[k, c, 1, 1] + w[k, c, 2, 1])
-            t2 = 0.5 * (w[k, c, 0, 2] + sign * w[k, c, 1, 2] + w[k, c, 2, 2])
-        U[a * 4, row, col] = t0                         # ... times G^T
-        U[a * 4 + 1, row, col] = 0.5 * (t0 + t1 + t2)
-        U[a * 4 + 2, row, col] = 0.5 * (t0 - t1 + t2)
-        U[a * 4 + 3, row, col] = t2
+    for k in prange(K):
+        for c in range(C):              # plain indexing: a view of w per filter would contend on its refcount
+            for a in range(4):          # row a of G g: g's row 0, 2, or half the sum of its rows with +-row 1
+                if a == 0 or a == 3:
+                    r = 0 if a == 0 else 2
+                    t0, t1, t2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
+                else:
+                    sign = 1.0 if a == 1 else -1.0
+                    t0 = 0.5 * (w[k, c, 0, 0] + sign * w[k, c, 1, 0] + w[k, c, 2, 0])
+                    t1 = 0.5 * (w[k, c, 0, 1] + sign * w[k, c, 1, 1] + w[k, c, 2, 1])
+                    t2 = 0.5 * (w[k, c, 0, 2] + sign * w[k, c, 1, 2] + w[k, c, 2, 2])
+                U[a * 4, k, c] = t0                         # ... times G^T
+                U[a * 4 + 1, k, c] = 0.5 * (t0 + t1 + t2)
+                U[a * 4 + 2, k, c] = 0.5 * (t0 - t1 + t2)
+                U[a * 4 + 3, k, c] = t2
 
 
 @njit(parallel=True, cache=True)
-def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, perm, scale, bias, relu, residual, out, V, M, threads):
+def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bias, relu, residual, out, V, M,
+              threads):
     """out[n, k] = epilogue(conv3x3(x', padding (ph, pw)), scale[k], bias[k], relu, residual) by F(2x2, 3x3),
     where x' = x * in_scale[c] where gate > 0 (if gated; clip: 0 where x < 0). Each step of a chunk runs on all
     threads: the input transform over channels, the 16 products, the output transform over output channels.
 
-    U (16, C, K): U^T of the convolution that runs; M[xi] uses U[perm[xi]].
-    V (16, C, width), M (16, width, K): scratch for one chunk of width // TW tile rows.
+    U (16, K, C), or with ``trans`` (16, C, K) read transposed; M[xi] uses U[perm[xi]].
+    V (16, C, width), M (16, K, width): scratch for one chunk of width // TW tile rows.
     """
     N, C, H, W = x.shape
     K, OH, OW = out.shape[1], out.shape[2], out.shape[3]
@@ -182,17 +165,17 @@ def _winograd(x, ph, pw, gate, gated, clip, in_scale, U, perm, scale, bias, relu
                          np.empty((4, 2 * TW + 2), x.dtype))
         for tid in prange(threads):
             for xi in range(tid, 16, threads):
-                _product(Uf, Vf, Mf, xi, perm, K, C, V.shape[2], (tr1 - tr0) * TW)
-        for kb in prange((K + K_BLOCK - 1) // K_BLOCK):
-            _output_tiles(M, kb * K_BLOCK, min(K, (kb + 1) * K_BLOCK), tr0, tr1, TH, TW, scale, bias, relu,
-                          residual, out)
+                _product(Uf, Vf, Mf, xi, trans, perm, K, C, V.shape[2], (tr1 - tr0) * TW)
+        for k in prange(K):
+            _output_tiles(M, k, tr0, tr1, TH, TW, scale[k], bias[k], relu, residual, out,
+                          np.empty((2, 4, TW), M.dtype))
 
 
 @njit(parallel=True, cache=True)
-def _winograd_by_thread(x, ph, pw, gate, gated, clip, in_scale, U, perm, scale, bias, relu, residual, out, V, M,
-                        threads):
+def _winograd_by_thread(x, ph, pw, gate, gated, clip, in_scale, U, trans, perm, scale, bias, relu, residual, out,
+                        V, M, threads):
     """As `_winograd`, but each thread takes whole chunks of tile rows through all three steps, so that its
-    own V[t] (16, C, width) and M[t] (16, width, K) stay in its cache from one step to the next."""
+    own V[t] (16, C, width) and M[t] (16, K, width) stay in its cache from one step to the next."""
     N, C, H, W = x.shape
     K, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
@@ -202,15 +185,16 @@ def _winograd_by_thread(x, ph, pw, gate, gated, clip, in_scale, U, perm, scale, 
     for t in prange(threads):
         Vt, Mt = V[t], M[t]
         Vf, Mf = Vt.reshape(Vt.size), Mt.reshape(Mt.size)
-        d = np.empty((4, 2 * TW + 2), x.dtype)
+        d, atm = np.empty((4, 2 * TW + 2), x.dtype), np.empty((2, 4, TW), M.dtype)
         for part in range(t, n_chunks, threads):
             tr0 = part * chunk
             tr1 = min(N * TH, tr0 + chunk)
             for c in range(C):
                 _input_tiles(x, c, tr0, tr1, TH, TW, ph, pw, gate, gated, clip, in_scale[c], Vt, d)
             for xi in range(16):
-                _product(Uf, Vf, Mf, xi, perm, K, C, V.shape[3], (tr1 - tr0) * TW)
-            _output_tiles(Mt, 0, K, tr0, tr1, TH, TW, scale, bias, relu, residual, out)
+                _product(Uf, Vf, Mf, xi, trans, perm, K, C, V.shape[3], (tr1 - tr0) * TW)
+            for k in range(K):
+                _output_tiles(Mt, k, tr0, tr1, TH, TW, scale[k], bias[k], relu, residual, out, atm)
 
 
 @njit(cache=True)
@@ -244,41 +228,37 @@ def _input_tiles(x, c, tr0, tr1, TH, TW, ph, pw, gate, gated, clip, sc, V, d):
 
 
 @njit(cache=True)
-def _product(Uf, Vf, Mf, xi, perm, K, C, width, P):
-    """M[xi, :P, :] = V[xi, :, :P]^T @ U[perm[xi]] on the flat arrays, V (16, C, width), U (16, C, K),
-    M (16, width, K) (cp,ck->pk)"""
-    gemm(True, False, P, K, C, Vf, xi * C * width, width, Uf, perm[xi] * C * K, K, 0.0, Mf, xi * width * K, K)
+def _product(Uf, Vf, Mf, xi, trans, perm, K, C, width, P):
+    """M[xi, :, :P] = U[perm[xi]] @ V[xi, :, :P] on the flat arrays, V (16, C, width), M (16, K, width)
+    (kc,cp->kp)"""
+    gemm(trans, False, K, P, C, Uf, perm[xi] * K * C, K if trans else C,
+         Vf, xi * C * width, width, 0.0, Mf, xi * K * width, width)
 
 
 @njit(cache=True)
-def _output_tiles(M, k0, k1, tr0, tr1, TH, TW, scale, bias, relu, residual, out):
-    """out[n, k, 2th:2th+2, 2tw:2tw+2] = epilogue(A^T m A) for the tiles of tile rows tr0..tr1 and the output
-    channels k0..k1, m = M[:, p, k] as 4x4. The channels run innermost: M's rows are (tile, channel)."""
+def _output_tiles(M, k, tr0, tr1, TH, TW, sc, b, relu, residual, out, atm):
+    """out[n, k, 2th:2th+2, 2tw:2tw+2] = epilogue(A^T m A) for the tiles of tile rows tr0..tr1, m = M[:, k, p]
+    as 4x4; atm (2, 4, TW): A^T m for one tile row."""
     OH, OW = out.shape[2], out.shape[3]
     for tr in range(tr0, tr1):
         n, th = tr // TH, tr % TH
         p0 = (tr - tr0) * TW
-        two_rows = 2 * th + 1 < OH
-        for tw in range(TW):
-            p, j = p0 + tw, 2 * tw
-            two_cols = j + 1 < OW
-            for k in range(k0, k1):
-                # A^T m: rows m0 + m1 + m2 and m1 - m2 - m3 of the 4x4 m, then ... times A, the same on columns
-                t00 = M[0, p, k] + M[4, p, k] + M[8, p, k]
-                t01 = M[1, p, k] + M[5, p, k] + M[9, p, k]
-                t02 = M[2, p, k] + M[6, p, k] + M[10, p, k]
-                t03 = M[3, p, k] + M[7, p, k] + M[11, p, k]
-                t10 = M[4, p, k] - M[8, p, k] - M[12, p, k]
-                t11 = M[5, p, k] - M[9, p, k] - M[13, p, k]
-                t12 = M[6, p, k] - M[10, p, k] - M[14, p, k]
-                t13 = M[7, p, k] - M[11, p, k] - M[15, p, k]
-                sc, b = scale[k], bias[k]
-                i = 2 * th
-                out[n, k, i, j] = epilogue(t00 + t01 + t02, sc, b, relu, residual, (n, k, i, j))
-                if two_cols:
-                    out[n, k, i, j + 1] = epilogue(t01 - t02 - t03, sc, b, relu, residual, (n, k, i, j + 1))
-                if two_rows:
-                    out[n, k, i + 1, j] = epilogue(t10 + t11 + t12, sc, b, relu, residual, (n, k, i + 1, j))
-                    if two_cols:
-                        out[n, k, i + 1, j + 1] = epilogue(t11 - t12 - t13, sc, b, relu, residual,
-                                                           (n, k, i + 1, j + 1))
+        for b4 in range(4):
+            for tw in range(TW):
+                m0, m1 = M[b4, k, p0 + tw], M[4 + b4, k, p0 + tw]
+                m2, m3 = M[8 + b4, k, p0 + tw], M[12 + b4, k, p0 + tw]
+                atm[0, b4, tw] = m0 + m1 + m2
+                atm[1, b4, tw] = m1 - m2 - m3
+        for r in range(2):
+            i = 2 * th + r
+            if i >= OH:
+                continue
+            for tw in range(OW // 2):                 # whole tiles: no test per element
+                y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
+                y1 = atm[r, 1, tw] - atm[r, 2, tw] - atm[r, 3, tw]
+                out[n, k, i, 2 * tw] = epilogue(y0, sc, b, relu, residual, (n, k, i, 2 * tw))
+                out[n, k, i, 2 * tw + 1] = epilogue(y1, sc, b, relu, residual, (n, k, i, 2 * tw + 1))
+            if OW % 2:                                # an odd width: the last tile's left column only
+                tw = TW - 1
+                y0 = atm[r, 0, tw] + atm[r, 1, tw] + atm[r, 2, tw]
+                out[n, k, i, 2 * tw] = epilogue(y0, sc, b, relu, residual, (n, k, i, 2 * tw))
