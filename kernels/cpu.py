@@ -6,7 +6,8 @@ stride 1, every kernel tap (r, s) is one matrix product
     out[n, :, i, j] = b + sum_{r, s} W[:, :, r, s] @ xpad[n, :, i + r*Dh, j + s*Dw]        # kc,cL->kL
 
 and no im2col buffer is built. The work is cut into tasks (image, block of output rows[, block of output
-channels]) that Numba's threads run in parallel; each task calls single-threaded BLAS (``cpu_blas``). A
+channels]) that Numba's threads run in parallel; each task calls one matrix product (``cpu_blas.gemm``:
+minixai's tiled GEMM of ``cpu_gemm`` where it measured faster, else single-threaded BLAS). A
 block of rows i0..i1 of the padded input is contiguous, so the trick is to compute "wide" output rows of
 the padded width Wp (the last S-1 columns of each are junk) and copy the valid ones out through the
 "epilogue": out = max(scale[k] * acc + bias[k] (+ residual), 0): an inference batch norm, a ResNet block's

@@ -29,7 +29,7 @@ serves: U_grad[(a, b)] = U[(s(a), s(b))] with s = (3, 1, 2, 0), its (K, C) trans
 
 The tiles are processed in chunks of tile rows, in one of two schedules (``schedule``). Either each step of
 a chunk runs on all threads (chunks whose V and M fit ``SCRATCH_BYTES``): the input transform in parallel
-over channels, the 16 GEMMs over Numba's threads (single-threaded BLAS each), the output transform, with
+over channels, the 16 GEMMs over Numba's threads (one ``cpu_blas.gemm`` each), the output transform, with
 ``cpu_pointwise.epilogue``, over output channels. Or each thread takes whole chunks, small enough to stay in
 its core's cache (``THREAD_SCRATCH_BYTES``), through all three steps: faster for narrow layers.
 """
