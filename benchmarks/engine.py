@@ -209,7 +209,7 @@ def main():
         return
     import torch
     from minixai.kernels import cpu_blas
-    print(f"threads: {THREADS} (numba and torch), minixai's BLAS {cpu_blas.BLAS}, torch {torch.__version__}, "
+    print(f"threads: {THREADS} (numba and torch), minixai's tiled GEMM {'on' if cpu_blas.TILED else 'off'}, BLAS {cpu_blas.BLAS}, torch {torch.__version__}, "
           f"{args.rounds} rounds, medians")
     rows = time_table(args.archs, args.batches, args.rounds)
     memory = {} if args.no_memory else memory_table(args.archs, args.batches)

@@ -79,10 +79,12 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="timed passes per process")
     args = parser.parse_args()
     blas = subprocess.run([sys.executable, "-c", "from minixai.kernels import cpu_blas; "
-                           "print(cpu_blas.BLAS, '--', cpu_blas.BLAS_REASON)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+                           "print(cpu_blas.BLAS, '--', cpu_blas.BLAS_REASON); "
+                           "print('on' if cpu_blas.TILED else 'off', '--', cpu_blas.TILED_REASON)"],
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU: {cpu}; minixai's BLAS: {blas} (MINIXAI_BLAS=openblas|openblas-avx512|mkl forces one)")
+    print(f"CPU: {cpu}; minixai's tiled GEMM: {blas[1]} (MINIXAI_GEMM=tiled|blas forces it); its BLAS: {blas[0]} "
+          f"(MINIXAI_BLAS=openblas|openblas-avx512|mkl forces one)")
     print("| model | batch | pass | minixai | torch | minixai/torch |")
     print("|---|---|---|---|---|---|")
     for arch in args.archs:

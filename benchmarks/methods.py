@@ -352,7 +352,7 @@ def main():
     from importlib.metadata import version
 
     from minixai.kernels import cpu_blas
-    print(f"threads: {THREADS} (numba and torch), minixai's BLAS {cpu_blas.BLAS}, "
+    print(f"threads: {THREADS} (numba and torch), minixai's tiled GEMM {'on' if cpu_blas.TILED else 'off'}, BLAS {cpu_blas.BLAS}, "
           f"torch {version('torch')}, captum {version('captum')}, "
           f"zennit {version('zennit')}, grad-cam {version('grad-cam')}, 224x224, batch 1, "
           f"{args.rounds} rounds, medians; IG {args.steps} steps, SmoothGrad n={args.samples}, "

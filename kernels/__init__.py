@@ -42,11 +42,12 @@ from .sizes import conv_output_size, pool_output_size
 __all__ = ["conv_output_size", "pool_output_size"]
 
 
-def _drop_stale_numba_cache(folder=Path(__file__).resolve().parent):
+def _drop_stale_numba_cache(folder=None):
     """Numba keys a cached kernel on its own file, but the machine code it keeps also holds the kernels it
     calls from other files: after an edit of cpu_gemm.py, cpu.py's cached kernels would still run the old
     product. So the whole cache of this folder goes when any of its sources changes (their hash is kept
     beside the cache). Where Numba keeps the cache is asked of Numba itself; if that fails nothing is done."""
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
     sources = sorted(folder.glob("*.py"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
     try:

@@ -18,6 +18,7 @@ transposed: `choose_tiled()` times it on the same shapes against the library's n
 faster (cached in the same file). MINIXAI_GEMM=tiled|blas forces the one or the other.
 """
 import ctypes
+import functools
 import importlib.metadata
 import json
 import os
@@ -238,9 +239,8 @@ def _tiled_gflops():
         for m, n, k in SHAPES:
             a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
             c = np.empty((m, n), np.float32)
-
-            def call():
-                cpu_gemm.tiled_gemm(False, m, n, k, a.ravel(), 0, k, b.ravel(), 0, n, 0.0, c.ravel(), 0, n)
+            call = functools.partial(cpu_gemm.tiled_gemm, False, m, n, k, a.ravel(), 0, k, b.ravel(), 0, n, 0.0,
+                                     c.ravel(), 0, n)
             call()
             seconds += min(_timed(call) for _ in range(3))
             flops += 2.0 * m * n * k

@@ -3,8 +3,8 @@
     C (m, n) = op(A) (m, k) @ B (k, n)  (+ C)             row-major, B's rows contiguous
 
 The convolutions' products are narrow (a 7x7 plane is 49 columns) and their B, the input, is already laid
-out row by row. A BLAS copies ("packs") both operands into its own layout on every call, and on these shapes
-that copy and its edge cases cost a quarter of its time. This GEMM copies nothing:
+out row by row. A BLAS copies ("packs") both operands into its own layout on every call; this GEMM copies
+nothing, and on these shapes it ran 1.0-1.6x the BLAS's speed here (``python benchmarks/gemm.py``):
 
 - a *tile* of C, MR rows by NV vectors of columns (8 x 48 floats with AVX-512), lives in registers while
   ``kc`` steps of the sum run: at step p it loads NV vectors of B's row p and, for each of the MR rows, one
@@ -12,12 +12,12 @@ that copy and its edge cases cost a quarter of its time. This GEMM copies nothin
 - the tile kernels are written in LLVM IR below (``_tile_kernel``), compiled when this module is imported for
   the CPU it runs on, and called from Numba under fixed names (as ``cpu_blas`` does for the BLAS);
 - ``tiled_gemm`` walks the tiles: depth in chunks of KC, blocks of MC_TILES row tiles (A's block stays in
-  the core's L2 cache), column blocks (B's block in L1), row tiles. The last column vector is masked (only its valid lanes are read and written),
-  and a tile with fewer than MR rows repeats its last row's loads and stores only the rows that exist.
+  the core's L2 cache), column blocks (B's block in L1), row tiles. The last column vector is masked (only
+  its valid lanes are read and written), and a tile with fewer than MR rows repeats its last row's loads and
+  stores only the rows that exist.
 
 A needs no particular layout: its rows and its depth each have a stride, so op(A) = A^T (``trans_a``) is the
 same code. A product whose B is transposed (a dense layer's forward, the weight gradient) goes to the BLAS.
-Measured single-threaded on the convolutions' shapes (benchmarks/conv_layers.py --gemm): see the README.
 
 On a CPU without AVX-512 the tiles are 6 x 2 vectors of 8 floats (AVX2 has 16 vector registers, not 32);
 without AVX2 and FMA, or with MINIXAI_GEMM=blas, every product goes to the BLAS (``cpu_blas.gemm``).
