@@ -23,6 +23,7 @@ On a CPU without AVX-512 the tiles are 6 x 2 vectors of 8 floats (AVX2 has 16 ve
 without AVX2 and FMA, or with MINIXAI_GEMM=blas, every product goes to the BLAS (``cpu_blas.gemm``).
 """
 import ctypes
+import os
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -34,13 +35,16 @@ MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 12
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
 
 
-def vector_shape(features=None):
+def vector_shape(features=None, wanted=None):
     """(float32 lanes, MR rows, NV vectors) of the register tile for this CPU, or None if it has no FMA.
 
     MR * NV accumulators, NV vectors of B and a broadcast must fit the vector registers: 24 + 3 + 1 of
-    AVX-512's 32; 12 + 2 + 1 of AVX2's 16."""
+    AVX-512's 32; 12 + 2 + 1 of AVX2's 16. ``wanted="avx2"`` (MINIXAI_GEMM_TILES=avx2) takes AVX2's tile on
+    an AVX-512 CPU too, so that the tests run the code an AVX2 machine runs."""
     features = features if features is not None else llvm.get_host_cpu_features()
-    if features.get("avx512f"):
+    if wanted not in (None, "", "avx2"):
+        raise ValueError(f"MINIXAI_GEMM_TILES={wanted!r}; valid: avx2 (or unset: this CPU's widest)")
+    if features.get("avx512f") and wanted != "avx2":
         return 16, 8, 3
     if features.get("avx2") and features.get("fma"):
         return 8, 6, 2
@@ -177,7 +181,7 @@ def _compile(shape):
     return (tiles, library), setter
 
 
-SHAPE = vector_shape()
+SHAPE = vector_shape(wanted=os.environ.get("MINIXAI_GEMM_TILES"))
 _libraries, _set = _compile(SHAPE)      # the libraries must live as long as the process
 
 

@@ -7,6 +7,10 @@ the AVX2 shape (6 rows x 2 vectors of 8) are compiled and checked here too, what
 """
 import contextlib
 import ctypes
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +132,40 @@ def test_an_edited_kernel_source_drops_the_whole_numba_cache(tmp_path):
     (tmp_path / "callee.py").write_text("y = 3\n")
     kernels._drop_stale_numba_cache(tmp_path)                   # the callee changed: the caller's cache goes
     assert sorted(p.suffix for p in cache.iterdir()) == [".sha256"]
+
+
+AVX2_CHECK = r"""
+import json
+import numpy as np
+from minixai.kernels import cpu, cpu_blas, cpu_gemm, reference
+rng = np.random.default_rng(0)
+worst = 0.0
+for case in range(200):
+    dtype = (np.float32, np.float64)[case % 2]
+    m, n, k = (int(v) for v in rng.integers(1, (30, 70, 600)))
+    trans_a, beta = bool(case % 3 == 0), float(case % 4 == 0)
+    A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    B, C = rng.standard_normal((k, n)).astype(dtype), rng.standard_normal((m, n)).astype(dtype)
+    expected = (A.T if trans_a else A).astype(np.float64) @ B + beta * C
+    cpu_gemm.tiled_gemm(trans_a, m, n, k, A.ravel(), 0, m if trans_a else k, B.ravel(), 0, n, beta, C.ravel(), 0, n)
+    scale = np.abs(A).sum() * np.abs(B).max() / m + 1
+    worst = max(worst, float(np.abs(C - expected).max() / scale / (1e-6 if dtype == np.float32 else 1e-14)))
+x = rng.standard_normal((2, 32, 15, 13))
+w = rng.standard_normal((40, 32, 3, 3))
+conv = float(np.abs(cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1))
+                    - reference.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1))).max())
+print(json.dumps({"shape": cpu_gemm.SHAPE, "tiled": cpu_blas.TILED, "worst": worst, "conv": conv}))
+"""
+
+
+def test_the_avx2_tiles_in_a_process_of_their_own():
+    """MINIXAI_GEMM_TILES=avx2 makes this process run what an AVX2 machine runs (6 x 2 vectors of 8 lanes):
+    the products and a convolution through them give NumPy's and the reference's numbers."""
+    if cpu_gemm.vector_shape(wanted="avx2") is None:
+        pytest.skip("this CPU has no AVX2 and FMA")
+    env = dict(os.environ, MINIXAI_GEMM_TILES="avx2", MINIXAI_GEMM="tiled")
+    result = subprocess.run([sys.executable, "-c", AVX2_CHECK], env=env, capture_output=True, text=True, check=True)
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["shape"] == [8, 6, 2] and found["tiled"]
+    assert found["worst"] < 1.0, f"off by {found['worst']:.2f} x the tolerance"
+    assert found["conv"] < 1e-10
