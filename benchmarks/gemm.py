@@ -11,11 +11,12 @@ Best of --reps, GF/s, and the ratio tiled / BLAS of the speeds (above 1: the til
 """
 import argparse
 import functools
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
+
+from conv_layers import best_time
 
 from minixai.kernels import blas_choice, cpu_blas, cpu_gemm
 
@@ -32,16 +33,6 @@ def _halves(pool, halves, b, parts):
     """The two halves of A's rows, one product each, on the pool's two threads at once."""
     for future in [pool.submit(_product, half, b, part) for half, part in zip(halves, parts)]:
         future.result()
-
-
-def best(call, reps):
-    call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -70,10 +61,10 @@ def main():
                 for tiled in (False, True):
                     cpu_gemm.switch(tiled)
                     if threads == 1:
-                        seconds = best(functools.partial(_product, a, b, c), args.reps)
+                        ms = best_time(functools.partial(_product, a, b, c), args.reps)
                     else:
-                        seconds = best(functools.partial(_halves, pool, halves, b, parts), args.reps)
-                    speeds.append(2.0 * m * n * k / seconds / 1e9)
+                        ms = best_time(functools.partial(_halves, pool, halves, b, parts), args.reps)
+                    speeds.append(2.0 * m * n * k / ms / 1e6)
                 row += [f"{speeds[0]:.0f}", f"{speeds[1]:.0f}", f"{speeds[1] / speeds[0]:.2f}"]
             print(f"| {m} x {n} x {k} | " + " | ".join(row) + " |", flush=True)
     cpu_gemm.switch(cpu_blas.TILED)

@@ -45,18 +45,24 @@ class Library:
         self.name, self.addresses, self.files, self.handle = name, addresses, files, handle
 
     def sgemm_gflops(self):
-        """Single-threaded sgemm speed on SHAPES: total flops / total best-of-3 time, in GF/s."""
+        """Single-threaded sgemm speed on SHAPES, in GF/s (`shapes_gflops`)."""
         gemm = _FORTRAN_GEMM(self.addresses["sgemm"])
-        rng = np.random.default_rng(0)
-        flops, seconds = 0.0, 0.0
-        for m, n, k in SHAPES:
-            a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
-            c = np.empty((m, n), np.float32)
-            call = _fortran_call(gemm, a, b, c)
-            call()
-            seconds += min(_timed(call) for _ in range(3))
-            flops += 2.0 * m * n * k
-        return flops / seconds / 1e9
+        return shapes_gflops(lambda a, b, c: _fortran_call(gemm, a, b, c))
+
+
+def shapes_gflops(product):
+    """Total flops / total best-of-3 time on SHAPES, in GF/s, of ``product(a, b, c)``: a call that sets
+    C = A @ B on the float32 row-major a (m, k), b (k, n), c (m, n)."""
+    rng = np.random.default_rng(0)
+    flops, seconds = 0.0, 0.0
+    for m, n, k in SHAPES:
+        a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+        c = np.empty((m, n), np.float32)
+        call = product(a, b, c)
+        call()
+        seconds += min(_timed(call) for _ in range(3))
+        flops += 2.0 * m * n * k
+    return flops / seconds / 1e9
 
 
 def _fortran_call(gemm, a, b, c):
@@ -232,21 +238,16 @@ def choose_tiled(library):
 def _tiled_gflops():
     """Single-threaded speed of cpu_gemm.tiled_gemm on SHAPES, as Library.sgemm_gflops measures a BLAS."""
     from . import cpu_gemm
+
+    def product(a, b, c):
+        (m, k), n = a.shape, b.shape[1]
+        return functools.partial(cpu_gemm.tiled_gemm, False, m, n, k, a.ravel(), 0, k, b.ravel(), 0, n, 0.0,
+                                 c.ravel(), 0, n)
     cpu_gemm.switch(True)
-    rng = np.random.default_rng(0)
-    flops, seconds = 0.0, 0.0
     try:
-        for m, n, k in SHAPES:
-            a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
-            c = np.empty((m, n), np.float32)
-            call = functools.partial(cpu_gemm.tiled_gemm, False, m, n, k, a.ravel(), 0, k, b.ravel(), 0, n, 0.0,
-                                     c.ravel(), 0, n)
-            call()
-            seconds += min(_timed(call) for _ in range(3))
-            flops += 2.0 * m * n * k
+        return shapes_gflops(product)
     finally:
         cpu_gemm.switch(False)
-    return flops / seconds / 1e9
 
 
 def _stamp(file):

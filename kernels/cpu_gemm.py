@@ -82,7 +82,8 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
 
     def spread(value, vtype):                 # a vector of `lanes` copies of value
         one = bld.insert_element(ir.Constant(vtype, ir.Undefined), value, ir.Constant(_i32, 0))
-        return bld.shuffle_vector(one, ir.Constant(vtype, ir.Undefined), ir.Constant(ir.VectorType(_i32, lanes), [0] * lanes))
+        first = ir.Constant(ir.VectorType(_i32, lanes), [0] * lanes)
+        return bld.shuffle_vector(one, ir.Constant(vtype, ir.Undefined), first)
 
     lane = ir.Constant(ir.VectorType(_i32, lanes), list(range(lanes)))
     last_mask = bld.icmp_signed("<", lane, spread(bld.trunc(last, _i32), ir.VectorType(_i32, lanes)))
@@ -190,7 +191,7 @@ def switch(on):
     if on and SHAPE is None:
         raise ValueError("the tiled GEMM needs AVX2 and FMA, which this CPU lacks")
     lanes, mr, nv = SHAPE if on else (0, 0, 0)
-    _set(lanes << 16 | nv << 8 | mr if on else 0)
+    _set(lanes << 16 | nv << 8 | mr)
 
 
 _I = types.int64
@@ -227,20 +228,23 @@ def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
                 last = cols - (nv - 1) * lanes
                 for m0 in range(m1, min(m, m1 + block), mr):
                     rows = min(mr, m - m0)
-                    ta = pa + (m0 * a_rs + p0 * a_ps) * size
-                    tb = pb + (p0 * ldb + n0) * size
-                    tc = pc + (m0 * ldc + n0) * size
-                    if size == 4:
-                        if nv == 3:
-                            _s3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                        elif nv == 2:
-                            _s2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                        else:
-                            _s1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                    else:
-                        if nv == 3:
-                            _d3(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                        elif nv == 2:
-                            _d2(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
-                        else:
-                            _d1(ta, a_rs, a_ps, tb, ldb, tc, ldc, kc, rows, last, add)
+                    _tile(size, nv, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, pb + (p0 * ldb + n0) * size,
+                          ldb, pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, add)
+
+
+@njit(cache=True, nogil=True)
+def _tile(size, nv, *args):
+    """The tile kernel for the element size (4: float32, 8: float64) and nv vectors per row."""
+    if size == 4:
+        if nv == 3:
+            _s3(*args)
+        elif nv == 2:
+            _s2(*args)
+        else:
+            _s1(*args)
+    elif nv == 3:
+        _d3(*args)
+    elif nv == 2:
+        _d2(*args)
+    else:
+        _d1(*args)
