@@ -31,6 +31,7 @@ from numba import njit, prange
 from . import cpu_memory, cpu_winograd
 from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
 from .cpu_blas import gemm, single_threaded_blas
+from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
 from .cpu_pointwise import add, add_relu, channel_affine, epilogue, relu_backward, relu_forward
@@ -46,6 +47,9 @@ TASK_PANEL = 393216      # GEMM depth x positions per task: the input panel (1.5
 MIN_SHIFT_CHANNELS = 16  # below this GEMM depth (RGB input, or an RGB input's gradient) use im2col/col2im
 MIN_CHANNEL_BLOCK = 32   # never split the output channels into blocks smaller than this
 MIN_SHIFT_PLANE = 400    # fewer output positions per image (14x14, 7x7): im2col, 1.2-4x faster (short rows)
+# A strided 3x3 convolution on its phase planes against im2col, batch 1 / 8 (benchmarks/conv_layers.py):
+# 64 channels to 56x56 1.5x / 1.15x, 128 to 28x28 1.2x / 1.25x, 256 to 14x14 1.0x / 1.2x, 512 to 7x7 0.65x / 0.95x
+MIN_PHASE_PLANE = 100
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -102,6 +106,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
             _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain, residual)
+        elif _use_phase_planes(stride, (R, S), min(C, K), OH * OW):
+            _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain)
         else:
             # one task per thread where the rows allow: tasks of one block of rows each build its im2col
             # (batch 1: 256 -> 256 3x3 stride 2 on 28x28 1.05 -> 0.80 ms, 1x1 stride 2 on 56x56 0.66 -> 0.58)
@@ -118,6 +124,14 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
     if tuple(stride) != (1, 1) or channels < MIN_SHIFT_CHANNELS:
         return False
     return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
+
+
+def _use_phase_planes(stride, kernel, channels, plane):
+    """Strided convolutions with enough channels, a kernel wider than 1x1 (a 1x1 one reads one phase:
+    im2col is the same copy) and at least MIN_PHASE_PLANE output positions per image, as a shift GEMM on
+    the input's phase planes."""
+    return (tuple(stride) != (1, 1) and channels >= MIN_SHIFT_CHANNELS and tuple(kernel) != (1, 1)
+            and plane >= MIN_PHASE_PLANE)
 
 
 def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
@@ -146,13 +160,61 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
 
 def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False, residual=None):
     """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity)."""
+    N, C, Hp, Wp = xpad.shape
+    R, S = taps.shape[:2]
+    tap_at = (np.arange(R)[:, None] * dilation[0] * Wp + np.arange(S)[None, :] * dilation[1]).astype(np.int64)
+    _shift_gemm_planes(xpad.reshape(N, 1, C, Hp, Wp), tap_at, taps, trans, scale, bias, relu, out, threads,
+                       plain, residual)
+
+
+def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual):
     N, K, OH, OW = out.shape
-    Wp = xpad.shape[3]
-    rows, kblock = _blocks(N, OH, Wp, xpad.shape[1], K, threads)
+    Wp = planes.shape[4]
+    rows, kblock = _blocks(N, OH, Wp, planes.shape[2], K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dilation[0], dilation[1], rows,
-                kblock, wide.reshape(threads, -1))
+    _shift_gemm(planes, tap_at, taps, trans, scale, bias, relu, residual, plain, out, rows, kblock,
+                wide.reshape(threads, -1))
+
+
+def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain):
+    """A strided convolution as a shift GEMM on the input's phase planes (no im2col): with stride (sh, sw),
+    phase (a, b) is planes[a, b][i, j] = xpad[sh*i + a, sw*j + b], and tap (r, s) of output (i, j) reads
+    xpad[sh*i + r*dh, sw*j + s*dw], which is phase (r*dh % sh, s*dw % sw) at (i + r*dh // sh, j + s*dw // sw):
+    a stride-1 shift in one phase plane. Only the phases some tap reads are built."""
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    OH, OW = out.shape[2:]
+    (sh, sw), (dh, dw) = stride, dilation
+    offsets = [(r * dh, s * dw) for r in range(R) for s in range(S)]
+    phases = sorted({(u % sh, v % sw) for u, v in offsets})
+    Hp = OH + max(u // sh for u, _ in offsets)
+    Wp = OW + max(v // sw for _, v in offsets)
+    planes = _buffer("phases", N * len(phases) * C * Hp * Wp, x.dtype).reshape(N, len(phases), C, Hp, Wp)
+    tap_at = np.array([(phases.index((u % sh, v % sw)) * C * Hp + u // sh) * Wp + v // sw for u, v in offsets],
+                      np.int64).reshape(R, S)
+    _phase_planes(x, planes, np.array(phases, np.int64), sh, sw, padding[0], padding[1])
+    _, taps, trans = _pad_and_taps(x, 0, 0, w, transposed=False)       # the taps (no copy of x for q = 0)
+    _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual)
+
+
+@njit(parallel=True, cache=True)
+def _phase_planes(x, planes, phases, sh, sw, ph, pw):
+    """planes[n, p, c, i, j] = x[n, c, sh*i + a - ph, sw*j + b - pw] (0 outside x), (a, b) = phases[p]."""
+    N, C, H, W = x.shape
+    P, Hp, Wp = planes.shape[1], planes.shape[3], planes.shape[4]
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for p in range(P):
+            a, b = phases[p, 0], phases[p, 1]
+            for i in range(Hp):
+                h = sh * i + a - ph
+                if h < 0 or h >= H:
+                    planes[n, p, c, i, :] = 0
+                    continue
+                for j in range(Wp):
+                    v = sw * j + b - pw
+                    planes[n, p, c, i, j] = x[n, c, h, v] if 0 <= v < W else 0
 
 
 @njit(parallel=True, cache=True)
@@ -198,14 +260,15 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dh, dw, rows, kblock, wide):
-    """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * xpad[n, c, i + r*dh, j + s*dw]) (stride 1).
+def _shift_gemm(planes, tap_at, taps, trans, scale, bias, relu, residual, plain, out, rows, kblock, wide):
+    """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * planes[n].flat[tap_at[r, s] + c*Hp*Wp + i*Wp + j]).
 
-    xpad (N, C, Hp, Wp), taps (R, S, K, C) or, with ``trans``, stored as (R, S, C, K);
-    out (N, K, OH, OW) with OH = Hp - dh(R-1), OW = Wp - dw(S-1);
-    wide (threads, kblock * L): per-thread wide output rows, unused when Wp == OW.
+    planes (N, P, C, Hp, Wp): the padded input (P = 1; tap (r, s) starts at r*dh*Wp + s*dw) or its phase
+    planes (a strided convolution, ``_phase_planes``); taps (R, S, K, C) or, with ``trans``, stored as
+    (R, S, C, K); out (N, K, OH, OW), OW <= Wp; wide (threads, kblock * L): per-thread wide output rows,
+    unused when Wp == OW.
     """
-    N, C, Hp, Wp = xpad.shape
+    N, P, C, Hp, Wp = planes.shape
     K = out.shape[1]
     R, S = taps.shape[0], taps.shape[1]
     OH, OW = out.shape[2], out.shape[3]
@@ -213,7 +276,7 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dh, 
     n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
     n_tasks = N * n_rb * n_kb
     direct = Wp == OW
-    xf, tf, of = xpad.reshape(xpad.size), taps.reshape(taps.size), out.reshape(out.size)
+    xf, tf, of = planes.reshape(planes.size), taps.reshape(taps.size), out.reshape(out.size)
     for t in prange(threads):
         for task in range(t, n_tasks, threads):
             n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
@@ -221,13 +284,18 @@ def _shift_gemm(xpad, taps, trans, scale, bias, relu, residual, plain, out, dh, 
             i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
             L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
             c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
+            image = n * P * C * Hp * Wp + i0 * Wp
+            if direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
+                # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
+                tiled_gemm_epilogue(k1 - k0, L, C, tf, k0 * C, C, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
+                                    ldc, scale, bias, k0, relu, residual)
+                continue
             for r in range(R):
                 for s in range(S):
-                    # C[k, l] (+)= taps[r, s, k, :] @ xpad[n, :, i0 + r*dh, s*dw + l]     (kc,cL->kL)
+                    # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]    (kc,cL->kL)
                     a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
-                    gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C,
-                         xf, (n * C * Hp + i0 + r * dh) * Wp + s * dw, Hp * Wp,
-                         0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
+                    gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
+                         Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
             # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
             # indexing, as a view per row would make both threads contend on the array's reference count.
             # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do

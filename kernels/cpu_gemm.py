@@ -33,6 +33,7 @@ from numba import njit, types
 KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
 MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
+ADD, EPILOGUE, RELU, RESIDUAL = 1, 2, 4, 8      # the tile kernels' flags
 
 
 def vector_shape(features=None, wanted=None):
@@ -53,13 +54,18 @@ def vector_shape(features=None, wanted=None):
 
 _i64 = ir.IntType(64)
 _i32 = ir.IntType(32)
+_i8p = ir.IntType(8).as_pointer()
 
 
 def _tile_kernel(module, name, scalar, lanes, mr, nv):
-    """void name(a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, add), every argument an i64 (pointers too):
+    """void name(a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, flags, scale, bias, res), every argument an
+    i64 (pointers too):
 
-    C[r, j] = (C[r, j] if add else 0) + sum_{p < kc} A[r*a_rs + p*a_ps] * B[p*ldb + j]
-    for r < rows (<= mr) and j < (nv - 1) * lanes + last (strides in elements; the vector count is fixed)."""
+    v = (C[r, j] if flags & ADD else 0) + sum_{p < kc} A[r*a_rs + p*a_ps] * B[p*ldb + j]
+    C[r, j] = v, or with flags & EPILOGUE:  max(scale[r] * v + bias[r] (+ res[r*ldc + j]), 0 if flags & RELU)
+    (the residual with flags & RESIDUAL) for r < rows (<= mr) and j < (nv - 1) * lanes + last (strides in
+    elements; the vector count is fixed). The epilogue is ``cpu_pointwise.epilogue``'s arithmetic, in its
+    order and without fused multiply-adds, so that it rounds as that function does."""
     vec = ir.VectorType(scalar, lanes)
     mask_t = ir.VectorType(ir.IntType(1), lanes)
     size = 4 if isinstance(scalar, ir.FloatType) else 8
@@ -71,9 +77,10 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
                       ir.FunctionType(vec, [vptr_t, _i32, mask_t, vec]))
     store = _intrinsic(module, f"llvm.masked.store.{suffix}.p0",
                        ir.FunctionType(ir.VoidType(), [vec, vptr_t, _i32, mask_t]))
+    prefetch = _intrinsic(module, "llvm.prefetch.p0", ir.FunctionType(ir.VoidType(), [_i8p, _i32, _i32, _i32]))
 
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_i64] * 11), name)
-    a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, add = fn.args
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_i64] * 14), name)
+    a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, flags, scale, bias, res = fn.args
     entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
     bld = ir.IRBuilder(entry)
 
@@ -93,6 +100,18 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
     # rows past `rows` read the last row again (in bounds) and are not stored
     a_rows = [bld.mul(bld.select(bld.icmp_signed("<", ir.Constant(_i64, r), rows), ir.Constant(_i64, r),
                                  bld.sub(rows, ir.Constant(_i64, 1))), a_rs) for r in range(mr)]
+
+    def flag(bit):
+        return bld.icmp_signed("!=", bld.and_(flags, ir.Constant(_i64, bit)), ir.Constant(_i64, 0))
+
+    adding, epilogue, relu, residual = flag(ADD), flag(EPILOGUE), flag(RELU), flag(RESIDUAL)
+    with bld.if_then(residual):               # the shortcut is read at the end: ask for it from memory now
+        for r in range(mr):
+            for v in range(nv):
+                line = at(res, bld.add(bld.mul(ir.Constant(_i64, r), ldc), ir.Constant(_i64, v * lanes)))
+                bld.call(prefetch, [bld.bitcast(line, _i8p), ir.Constant(_i32, 0), ir.Constant(_i32, 3),
+                                    ir.Constant(_i32, 1)])
+    start = bld.block
     bld.branch(loop)
 
     bld.position_at_end(loop)                 # one step p of the sum: MR x NV fused multiply-adds
@@ -107,27 +126,43 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
         a_rp = spread(bld.load(at(a, bld.add(a_rows[r], a_col)), align=size), vec)
         new.append([bld.call(fma, [a_rp, b_vec[v], acc[r][v]]) for v in range(nv)])
     p_next = bld.add(p, ir.Constant(_i64, 1))
-    p.add_incoming(ir.Constant(_i64, 0), entry)
+    p.add_incoming(ir.Constant(_i64, 0), start)
     p.add_incoming(p_next, loop)
     for r in range(mr):
         for v in range(nv):
-            acc[r][v].add_incoming(zero, entry)
+            acc[r][v].add_incoming(zero, start)
             acc[r][v].add_incoming(new[r][v], loop)
     bld.cbranch(bld.icmp_signed("<", p_next, kc), loop, done)
 
     bld.position_at_end(done)                 # C's rows that exist, its valid columns
-    adding = bld.icmp_signed("!=", add, ir.Constant(_i64, 0))
+    no_lane = ir.Constant(mask_t, [0] * lanes)
+
+    def where_set(condition, mask):           # a masked load with no lane set reads no memory
+        return bld.and_(mask, bld.select(condition, full_mask, no_lane))
+
     for r in range(mr):
         with bld.if_then(bld.icmp_signed("<", ir.Constant(_i64, r), rows)):
             c_row = bld.mul(ir.Constant(_i64, r), ldc)
+            values = []
             for v in range(nv):
                 where = bld.bitcast(at(c, bld.add(c_row, ir.Constant(_i64, v * lanes))), vptr_t)
-                with bld.if_else(adding) as (then, otherwise):
-                    with then:
-                        old = bld.call(load, [where, ir.Constant(_i32, size), masks[v], zero])
-                        bld.call(store, [bld.fadd(new[r][v], old), where, ir.Constant(_i32, size), masks[v]])
-                    with otherwise:
-                        bld.call(store, [new[r][v], where, ir.Constant(_i32, size), masks[v]])
+                old = bld.call(load, [where, ir.Constant(_i32, size), where_set(adding, masks[v]), zero])
+                values.append((where, bld.select(adding, bld.fadd(new[r][v], old), new[r][v])))
+            with bld.if_else(epilogue) as (then, otherwise):
+                with then:
+                    row_scale = spread(bld.load(at(scale, ir.Constant(_i64, r)), align=size), vec)
+                    row_bias = spread(bld.load(at(bias, ir.Constant(_i64, r)), align=size), vec)
+                    for v, (where, value) in enumerate(values):
+                        value = bld.fadd(bld.fmul(row_scale, value), row_bias)
+                        shortcut = bld.bitcast(at(res, bld.add(c_row, ir.Constant(_i64, v * lanes))), vptr_t)
+                        join = bld.call(load, [shortcut, ir.Constant(_i32, size), where_set(residual, masks[v]), zero])
+                        value = bld.select(residual, bld.fadd(value, join), value)
+                        negative = bld.fcmp_ordered("<", value, zero)
+                        value = bld.select(relu, bld.select(negative, zero, value), value)
+                        bld.call(store, [value, where, ir.Constant(_i32, size), masks[v]])
+                with otherwise:
+                    for v, (where, value) in enumerate(values):
+                        bld.call(store, [value, where, ir.Constant(_i32, size), masks[v]])
     bld.ret_void()
 
 
@@ -195,7 +230,7 @@ def switch(on):
 
 
 _I = types.int64
-_SIGNATURE = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
+_SIGNATURE = types.void(*[_I] * 14)
 config = types.ExternalFunction("minixai_gemm_config", types.int64())
 _s1, _s2, _s3, _d1, _d2, _d3 = (types.ExternalFunction(f"minixai_gemm_{t}{nv}", _SIGNATURE)
                                 for t in "sd" for nv in range(1, MAX_NV + 1))
@@ -205,6 +240,40 @@ _s1, _s2, _s3, _d1, _d2, _d3 = (types.ExternalFunction(f"minixai_gemm_{t}{nv}", 
 def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """Row-major C = op(A) @ B + beta * C (beta 0 or 1) on flat arrays from the given offsets, as
     ``cpu_blas.gemm`` with B not transposed. Needs the switch on (``config() != 0``)."""
+    _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, ADD if beta != 0 else 0, c, c_off, ldc, 0, 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, scale, bias, row0, relu, residual):
+    """C = A @ B through the convolutions' epilogue, on flat arrays from the given offsets:
+
+    C[r, j] = max(scale[row0 + r] * (A @ B)[r, j] + bias[row0 + r] (+ residual[c_off + r*ldc + j]), 0 if relu)
+
+    ``residual`` (None or a flat array laid out as C) is a ResNet block's shortcut. The tile kernels apply
+    this as they store each tile of C, so the output is written once and never read back. Needs the switch
+    on."""
+    flags = EPILOGUE | (RELU if relu else 0)
+    size = c.itemsize
+    pres = np.int64(0)
+    if residual is not None:
+        flags |= RESIDUAL
+        pres = np.int64(residual.ctypes.data) + c_off * size
+    pscale, pbias = np.int64(scale.ctypes.data) + row0 * size, np.int64(bias.ctypes.data) + row0 * size
+    _tiled(False, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc, pscale, pbias, pres)
+    if k == 0:                                  # the empty sum's epilogue, which no tile kernel ran
+        for i in range(m):
+            for j in range(c_off + i * ldc, c_off + i * ldc + n):
+                v = scale[row0 + i] * c[j] + bias[row0 + i]
+                if residual is not None:
+                    v += residual.reshape(residual.size)[j]
+                c[j] = 0 if relu and v < 0 else v
+
+
+@njit(cache=True, nogil=True)
+def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc, pscale, pbias, pres):
+    """The walk over the tiles; ``flags`` (ADD, EPILOGUE, RELU, RESIDUAL) as the tile kernels read them,
+    the epilogue's at the last chunk of the depth only; pscale, pbias, pres: the epilogue's addresses
+    for C's first row."""
     setting = config()
     mr, nv_max, lanes = setting & 255, (setting >> 8) & 255, (setting >> 16) * 4 // c.itemsize
     size = c.itemsize
@@ -212,15 +281,16 @@ def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
     pa = np.int64(a.ctypes.data) + a_off * size
     pb = np.int64(b.ctypes.data) + b_off * size
     pc = np.int64(c.ctypes.data) + c_off * size
-    if k == 0:
-        if beta == 0:
+    if k == 0:                                  # an empty sum (tiled_gemm_epilogue applies its epilogue)
+        if not flags & ADD:
             for i in range(m):
                 c[c_off + i * ldc:c_off + i * ldc + n] = 0
         return
     width, block = nv_max * lanes, MC_TILES * mr
     for p0 in range(0, k, KC):
         kc = min(KC, k - p0)
-        add = 1 if beta != 0 or p0 > 0 else 0
+        step = (flags & ADD) if p0 == 0 else ADD
+        step |= (flags & ~ADD) if p0 + kc == k else 0
         for m1 in range(0, m, block):               # A's block of rows stays in L2 across the column blocks
             for n0 in range(0, n, width):
                 cols = min(width, n - n0)
@@ -229,7 +299,8 @@ def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
                 for m0 in range(m1, min(m, m1 + block), mr):
                     rows = min(mr, m - m0)
                     _tile(size, nv, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, pb + (p0 * ldb + n0) * size,
-                          ldb, pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, add)
+                          ldb, pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step,
+                          pscale + m0 * size, pbias + m0 * size, pres + (m0 * ldc + n0) * size)
 
 
 @njit(cache=True, nogil=True)

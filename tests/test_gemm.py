@@ -2,7 +2,8 @@
 
 Shapes, strides, offsets, the transpose of A and beta are drawn by hypothesis, in float32 and float64, so that
 every tile edge is hit: rows short of MR, a last column vector with 1..lanes valid lanes, depths that are not
-a multiple of KC, and k = 0. Everything of C outside the product must be left as it was. The tile kernels of
+a multiple of KC, and k = 0. Everything of C outside the product must be left as it was. The epilogue the
+tile kernels apply as they store (scale, bias, residual, ReLU) is checked the same way. The tile kernels of
 the AVX2 shape (6 rows x 2 vectors of 8) are compiled and checked here too, whatever the CPU's own shape is.
 """
 import contextlib
@@ -77,26 +78,64 @@ def test_the_tiled_product_is_numpys(tiled, m, n, k, trans_a, beta, dtype, pads,
     np.testing.assert_array_equal(c[outside], before[outside])
 
 
+@SETTINGS
+@given(m=st.integers(1, 30), n=st.integers(1, 100), k=st.sampled_from([0, 1, 5, 255, 256, 257, 600]),
+       relu=st.booleans(), with_residual=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       pads=st.tuples(*[st.integers(0, 5)] * 3), offsets=st.tuples(*[st.integers(0, 9)] * 3),
+       row0=st.integers(0, 4), seed=st.integers(0, 2 ** 31))
+def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, relu, with_residual, dtype, pads, offsets, row0, seed):
+    """C = max(scale * (A @ B) + bias (+ residual), 0 if relu), applied once, after the last chunk of the depth."""
+    rng = np.random.default_rng(seed)
+    (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, False, pads, offsets)
+    C[...] = np.nan                                     # C is overwritten, never read
+    scale, bias = rng.standard_normal(row0 + m).astype(dtype), rng.standard_normal(row0 + m).astype(dtype)
+    residual = rng.standard_normal(c.size).astype(dtype) if with_residual else None
+    expected = scale[row0:, None] * (A.astype(np.float64) @ B.astype(np.float64)) + bias[row0:, None]
+    if with_residual:
+        expected += residual[offsets[2]:offsets[2] + m * ldc].reshape(m, ldc)[:, :n]
+    expected = np.maximum(expected, 0) if relu else expected
+    before = c.copy()
+    cpu_gemm.tiled_gemm_epilogue(m, n, k, a, offsets[0], lda, b, offsets[1], ldb, c, offsets[2], ldc, scale, bias,
+                                 row0, relu, residual)
+    tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(max(k, 1))
+    bound = tolerance * (np.abs(scale[row0:, None]) * (np.abs(A) @ np.abs(B)) + np.abs(bias[row0:, None]) + 1)
+    assert np.all(np.abs(C - expected) <= bound)
+    if relu:
+        assert np.all(C >= 0)
+    outside = np.ones(c.size, bool)
+    outside[(offsets[2] + np.arange(m)[:, None] * ldc + np.arange(n)[None, :]).ravel()] = False
+    np.testing.assert_array_equal(c[outside], before[outside])
+
+
 def test_kernels_of_the_avx2_tile_shape():
     """One call of each kernel compiled for 6 rows x NV vectors of 8 lanes (AVX2's tile), rows 1..6 and every
-    count of valid lanes in the last vector, accumulating and not."""
+    count of valid lanes in the last vector, accumulating and not, with and without each part of the epilogue."""
     library, addresses = cpu_gemm.tile_kernels((8, 6), "test_avx2")
-    kernel_type = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 11)
+    kernel_type = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 14)
     rng = np.random.default_rng(0)
+    flag_sets = [0, cpu_gemm.ADD, cpu_gemm.EPILOGUE, cpu_gemm.ADD | cpu_gemm.EPILOGUE | cpu_gemm.RELU,
+                 cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL, cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL | cpu_gemm.RELU]
     for name, address in addresses.items():
         kernel = kernel_type(address)
         dtype, lanes = (np.float32, 8) if name[-2] == "s" else (np.float64, 4)
         nv = int(name[-1])
         for rows in range(1, 7):
             for last in range(1, lanes + 1):
+                flags = flag_sets[(rows + last) % len(flag_sets)]
                 kc, width = 5, (nv - 1) * lanes + last
                 a = rng.standard_normal((6, kc)).astype(dtype)           # read rows 0..rows-1 only
                 b = rng.standard_normal((kc, width)).astype(dtype)
                 c = rng.standard_normal((6, width + 2)).astype(dtype)
+                scale, bias = rng.standard_normal(6).astype(dtype), rng.standard_normal(6).astype(dtype)
+                residual = rng.standard_normal((6, width + 2)).astype(dtype)
                 before = c.copy()
-                add = int(rows % 2)
-                kernel(a.ctypes.data, kc, 1, b.ctypes.data, width, c.ctypes.data, width + 2, kc, rows, last, add)
-                expected = a[:rows] @ b + (before[:rows, :width] if add else 0)
+                kernel(a.ctypes.data, kc, 1, b.ctypes.data, width, c.ctypes.data, width + 2, kc, rows, last, flags,
+                       scale.ctypes.data, bias.ctypes.data, residual.ctypes.data)
+                expected = a[:rows] @ b + (before[:rows, :width] if flags & cpu_gemm.ADD else 0)
+                if flags & cpu_gemm.EPILOGUE:
+                    expected = scale[:rows, None] * expected + bias[:rows, None]
+                    expected += residual[:rows, :width] if flags & cpu_gemm.RESIDUAL else 0
+                    expected = np.maximum(expected, 0) if flags & cpu_gemm.RELU else expected
                 np.testing.assert_allclose(c[:rows, :width], expected, rtol=1e-5, atol=1e-5)
                 np.testing.assert_array_equal(c[rows:], before[rows:])
                 np.testing.assert_array_equal(c[:, width:], before[:, width:])

@@ -46,12 +46,12 @@ def winograd_calls():
 
 @contextlib.contextmanager
 def path(name, task_columns):
-    """Force Winograd, the shift-GEMM or the im2col path, with small tasks (module constants, restored);
-    yields the count of `winograd_calls`."""
-    saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
+    """Force Winograd, the shift-GEMM (strided: on phase planes) or the im2col path, with small tasks
+    (module constants, restored); yields the count of `winograd_calls`."""
+    saved = cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK
     saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
                       cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
-    cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = 10 ** 9 if name == "im2col" else 1
+    cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = cpu.MIN_PHASE_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
     cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = 64 * task_columns   # chunks of 1-3 tile rows
@@ -60,7 +60,7 @@ def path(name, task_columns):
         with winograd_calls() as calls:
             yield calls
     finally:
-        cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
+        cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = saved
         (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
          cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
@@ -116,7 +116,8 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
 
 def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
-    large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1."""
+    large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
+    3x3 on phase planes and by im2col (a 6x6 output), the epilogue fused."""
     rng = np.random.default_rng(0)
     layers = [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
               ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
@@ -126,17 +127,24 @@ def test_conv2d_default_paths_on_wider_layers():
               ((1, 16, 22, 20), (32, 16, 3, 3), (1, 1), (1, 1)),
               ((2, 24, 7, 7), (40, 24, 1, 1), (1, 1), (0, 0)),
               ((1, 24, 21, 20), (40, 24, 1, 1), (1, 1), (0, 0)),
-              ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0))]
+              ((1, 24, 9, 9), (40, 24, 1, 1), (2, 2), (0, 0)),
+              ((2, 32, 23, 21), (48, 32, 3, 3), (2, 2), (1, 1)),
+              ((1, 32, 12, 12), (48, 32, 3, 3), (2, 2), (1, 1))]
     with winograd_calls() as calls:
         for x_shape, w_shape, stride, padding in layers:
             x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-            b = rng.standard_normal(w_shape[0])
+            b, scale = rng.standard_normal(w_shape[0]), rng.standard_normal(w_shape[0])
             out = reference.conv2d_forward(x, w, b, stride, padding, (1, 1))
+            residual = rng.standard_normal(out.shape)
             dout = rng.standard_normal(out.shape)
             assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1)), out, np.float64)
+            assert_close(cpu.conv2d_forward(x, w, b, stride, padding, (1, 1), scale=scale, relu=True,
+                                            residual=residual),
+                         reference.conv2d_forward(x, w, b, stride, padding, (1, 1), scale=scale, relu=True,
+                                                  residual=residual), np.float64)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
                          reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
-    assert calls[0] == 4                                 # the two Winograd shapes, forward and backward
+    assert calls[0] == 6                       # the two Winograd shapes: forward, fused forward, backward
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
