@@ -28,10 +28,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_memory, cpu_winograd
+from . import cpu_gemm, cpu_memory, cpu_winograd
 from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
 from .cpu_blas import gemm, single_threaded_blas
-from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue
+from .cpu_gemm import _NO_TABLE, config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
 from .cpu_pointwise import add, add_relu, channel_affine, epilogue, relu_backward, relu_forward
@@ -50,6 +50,10 @@ MIN_SHIFT_PLANE = 400    # fewer output positions per image (14x14, 7x7): im2col
 # A strided 3x3 convolution on its phase planes against im2col, batch 1 / 8 (benchmarks/conv_layers.py):
 # 64 channels to 56x56 1.5x / 1.15x, 128 to 28x28 1.2x / 1.25x, 256 to 14x14 1.0x / 1.2x, 512 to 7x7 0.65x / 0.95x
 MIN_PHASE_PLANE = 100
+# The taps folded into one product (B's rows by table) against a product per tap, batch 1 / 8: ResNet's RGB
+# 7x7/2 layer 1.5x / 1.3x faster than im2col; 48 -> 64 channels 5x5 1.1x / 1.15x; 3x3 with 32-256 channels
+# 0.95-1.1x / 0.88-0.95x; an RGB 3x3 stays with im2col (0.9x / 0.8x at batch 1, output-bound)
+FOLD_MIN_TAPS = 10
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -100,13 +104,15 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     bias = b if b is not None else np.zeros(K, x.dtype)
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
+    # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
+    depth = C * R * S if _folds_taps(R * S) else C
     with single_threaded_blas():
         if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
             cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer, residual)
-        elif _use_shift_gemm(stride, padding, (R, S), min(C, K), OH * OW):
+        elif _use_shift_gemm(stride, padding, (R, S), min(depth, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain, residual)
-        elif _use_phase_planes(stride, (R, S), min(C, K), OH * OW):
+            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain, residual, w)
+        elif _use_phase_planes(stride, (R, S), min(depth, K), OH * OW):
             _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain)
         else:
             # one task per thread where the rows allow: tasks of one block of rows each build its im2col
@@ -124,6 +130,12 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
     if tuple(stride) != (1, 1) or channels < MIN_SHIFT_CHANNELS:
         return False
     return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
+
+
+def _folds_taps(taps):
+    """Whether a forward shift GEMM is one product per task with the taps in its depth (the tiled GEMM's rows
+    by table) rather than one product per tap: for kernels of more than FOLD_MIN_TAPS taps."""
+    return taps >= FOLD_MIN_TAPS and cpu_gemm.is_on()
 
 
 def _use_phase_planes(stride, kernel, channels, plane):
@@ -158,22 +170,30 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     return xpad, taps, transposed and not copy_w
 
 
-def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False, residual=None):
-    """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity)."""
+def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False, residual=None,
+                    w=None):
+    """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity);
+    `w`: the forward's weights, for one product per task (``_shift_gemm_planes``)."""
     N, C, Hp, Wp = xpad.shape
     R, S = taps.shape[:2]
     tap_at = (np.arange(R)[:, None] * dilation[0] * Wp + np.arange(S)[None, :] * dilation[1]).astype(np.int64)
     _shift_gemm_planes(xpad.reshape(N, 1, C, Hp, Wp), tap_at, taps, trans, scale, bias, relu, out, threads,
-                       plain, residual)
+                       plain, residual, w)
 
 
-def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual):
-    N, K, OH, OW = out.shape
-    Wp = planes.shape[4]
-    rows, kblock = _blocks(N, OH, Wp, planes.shape[2], K, threads)
+def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, w=None):
+    """`_shift_gemm` on the planes; given the forward's weights `w` (K, C, R, S), a kernel wider than 1x1 and
+    the tiled GEMM on, as one product of depth C*R*S per task (B's rows by table: no product per tap)."""
+    N, P, C, Hp, Wp = planes.shape
+    K, OH, OW = out.shape[1:]
+    table = _NO_TABLE
+    if w is not None and _folds_taps(tap_at.size) and not trans:
+        table = (np.arange(C)[:, None] * (Hp * Wp) + tap_at.reshape(1, -1)).ravel()
+        taps = w.reshape(1, 1, K, table.size)
+    rows, kblock = _blocks(N, OH, Wp, C, K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(planes, tap_at, taps, trans, scale, bias, relu, residual, plain, out, rows, kblock,
+    _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual, plain, out, rows, kblock,
                 wide.reshape(threads, -1))
 
 
@@ -195,7 +215,7 @@ def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, resi
                       np.int64).reshape(R, S)
     _phase_planes(x, planes, np.array(phases, np.int64), sh, sw, padding[0], padding[1])
     _, taps, trans = _pad_and_taps(x, 0, 0, w, transposed=False)       # the taps (no copy of x for q = 0)
-    _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual)
+    _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, w)
 
 
 @njit(parallel=True, cache=True)
@@ -260,13 +280,14 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
 
 
 @njit(parallel=True, cache=True)
-def _shift_gemm(planes, tap_at, taps, trans, scale, bias, relu, residual, plain, out, rows, kblock, wide):
+def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual, plain, out, rows, kblock, wide):
     """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * planes[n].flat[tap_at[r, s] + c*Hp*Wp + i*Wp + j]).
 
     planes (N, P, C, Hp, Wp): the padded input (P = 1; tap (r, s) starts at r*dh*Wp + s*dw) or its phase
     planes (a strided convolution, ``_phase_planes``); taps (R, S, K, C) or, with ``trans``, stored as
     (R, S, C, K); out (N, K, OH, OW), OW <= Wp; wide (threads, kblock * L): per-thread wide output rows,
-    unused when Wp == OW.
+    unused when Wp == OW. A non-empty ``table`` (the tiled GEMM's rows by table): taps is W (1, 1, K, C*R*S)
+    and each task one product, B's row q = (c, r, s) starting at table[q] = c*Hp*Wp + tap_at[r, s].
     """
     N, P, C, Hp, Wp = planes.shape
     K = out.shape[1]
@@ -285,17 +306,22 @@ def _shift_gemm(planes, tap_at, taps, trans, scale, bias, relu, residual, plain,
             L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
             c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
             image = n * P * C * Hp * Wp + i0 * Wp
-            if direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
+            if table.size:
+                # one product of depth C*R*S: C[k, l] = W[k, :] @ planes[n].flat[i0*Wp + table[:] + l]   (kq,qL->kL)
+                depth = table.size
+                tiled_gemm_rows(k1 - k0, L, depth, tf, k0 * depth, depth, xf, image, table, c, c_off, ldc)
+            elif direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
                 # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
                 tiled_gemm_epilogue(k1 - k0, L, C, tf, k0 * C, C, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
                                     ldc, scale, bias, k0, relu, residual)
                 continue
-            for r in range(R):
-                for s in range(S):
-                    # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]    (kc,cL->kL)
-                    a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
-                    gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
-                         Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
+            else:
+                for r in range(R):
+                    for s in range(S):
+                        # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]  (kc,cL->kL)
+                        a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
+                        gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
+                             Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
             # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
             # indexing, as a view per row would make both threads contend on the array's reference count.
             # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do

@@ -57,7 +57,7 @@ _i32 = ir.IntType(32)
 _i8p = ir.IntType(8).as_pointer()
 
 
-def _tile_kernel(module, name, scalar, lanes, mr, nv):
+def _tile_kernel(module, name, scalar, lanes, mr, nv, table=False):
     """void name(a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, flags, scale, bias, res), every argument an
     i64 (pointers too):
 
@@ -65,7 +65,8 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
     C[r, j] = v, or with flags & EPILOGUE:  max(scale[r] * v + bias[r] (+ res[r*ldc + j]), 0 if flags & RELU)
     (the residual with flags & RESIDUAL) for r < rows (<= mr) and j < (nv - 1) * lanes + last (strides in
     elements; the vector count is fixed). The epilogue is ``cpu_pointwise.epilogue``'s arithmetic, in its
-    order and without fused multiply-adds, so that it rounds as that function does."""
+    order and without fused multiply-adds, so that it rounds as that function does. With ``table``, ldb is
+    the address of a table of int64 offsets and B's row p starts at B[ldb[p]] instead of B[p*ldb]."""
     vec = ir.VectorType(scalar, lanes)
     mask_t = ir.VectorType(ir.IntType(1), lanes)
     size = 4 if isinstance(scalar, ir.FloatType) else 8
@@ -117,7 +118,10 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
     bld.position_at_end(loop)                 # one step p of the sum: MR x NV fused multiply-adds
     p = bld.phi(_i64)
     acc = [[bld.phi(vec) for _ in range(nv)] for _ in range(mr)]
-    b_row = bld.mul(p, ldb)
+    if table:
+        b_row = bld.load(bld.inttoptr(bld.add(ldb, bld.mul(p, ir.Constant(_i64, 8))), _i64.as_pointer()), align=8)
+    else:
+        b_row = bld.mul(p, ldb)
     b_vec = [bld.call(load, [bld.bitcast(at(b, bld.add(b_row, ir.Constant(_i64, v * lanes))), vptr_t),
                              ir.Constant(_i32, size), masks[v], zero]) for v in range(nv)]
     a_col = bld.mul(p, a_ps)
@@ -171,14 +175,17 @@ def _intrinsic(module, name, fntype):
 
 
 def tile_kernels(shape, prefix):
-    """Compile the kernels {prefix}_{s|d}{nv} (float32 / float64, nv = 1..MAX_NV) for the tile shape
-    (float32 lanes, MR, ...) in a module of their own; returns (library, {name: address})."""
+    """Compile the kernels {prefix}_{s|d}{nv}[r] (float32 / float64, nv = 1..MAX_NV, r: B's rows from a
+    table) for the tile shape (float32 lanes, MR, ...) in a module of their own; returns (library,
+    {name: address})."""
     lanes, mr = shape[:2]
     module = ir.Module(prefix)
-    names = [f"{prefix}_{t}{nv}" for t in "sd" for nv in range(1, MAX_NV + 1)]
+    names = [f"{prefix}_{t}{nv}{r}" for r in ("", "r") for t in "sd" for nv in range(1, MAX_NV + 1)]
     for name in names:
-        scalar = ir.FloatType() if name[-2] == "s" else ir.DoubleType()
-        _tile_kernel(module, name, scalar, lanes if name[-2] == "s" else lanes // 2, mr, int(name[-1]))
+        kind = name[len(prefix) + 1:]
+        scalar = ir.FloatType() if kind[0] == "s" else ir.DoubleType()
+        _tile_kernel(module, name, scalar, lanes if kind[0] == "s" else lanes // 2, mr, int(kind[1]),
+                     table=kind.endswith("r"))
     library = _finalize(module)
     return library, {name: library.get_pointer_to_function(name) for name in names}
 
@@ -196,7 +203,8 @@ def _finalize(module):
 
 
 def _compile(shape):
-    """Build, compile and bind the tile kernels and the switch; returns (libraries, the switch's setter)."""
+    """Build, compile and bind the tile kernels and the switch; returns (libraries, the switch's setter and
+    getter)."""
     # without FMA the kernels are stand-ins (4 lanes, 1 row) that the switch never lets run
     tiles, addresses = tile_kernels(shape if shape is not None else (4, 1), "minixai_gemm")
     module = ir.Module("minixai_gemm_switch")
@@ -214,11 +222,17 @@ def _compile(shape):
     for name, address in addresses.items():
         llvm.add_symbol(name, address)
     setter = ctypes.CFUNCTYPE(None, ctypes.c_int64)(library.get_pointer_to_function("minixai_gemm_set"))
-    return (tiles, library), setter
+    getter = ctypes.CFUNCTYPE(ctypes.c_int64)(addresses["minixai_gemm_config"])
+    return (tiles, library), setter, getter
 
 
 SHAPE = vector_shape(wanted=os.environ.get("MINIXAI_GEMM_TILES"))
-_libraries, _set = _compile(SHAPE)      # the libraries must live as long as the process
+_libraries, _set, _get = _compile(SHAPE)      # the libraries must live as long as the process
+
+
+def is_on():
+    """Whether the tiled GEMM is switched on (from Python; jitted code calls ``config()``)."""
+    return _get() != 0
 
 
 def switch(on):
@@ -232,15 +246,26 @@ def switch(on):
 _I = types.int64
 _SIGNATURE = types.void(*[_I] * 14)
 config = types.ExternalFunction("minixai_gemm_config", types.int64())
-_s1, _s2, _s3, _d1, _d2, _d3 = (types.ExternalFunction(f"minixai_gemm_{t}{nv}", _SIGNATURE)
-                                for t in "sd" for nv in range(1, MAX_NV + 1))
+_s1, _s2, _s3, _d1, _d2, _d3, _s1r, _s2r, _s3r, _d1r, _d2r, _d3r = (
+    types.ExternalFunction(f"minixai_gemm_{t}{nv}{r}", _SIGNATURE)
+    for r in ("", "r") for t in "sd" for nv in range(1, MAX_NV + 1))
+_NO_TABLE = np.zeros(0, np.int64)
 
 
 @njit(cache=True, nogil=True)
 def tiled_gemm(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """Row-major C = op(A) @ B + beta * C (beta 0 or 1) on flat arrays from the given offsets, as
     ``cpu_blas.gemm`` with B not transposed. Needs the switch on (``config() != 0``)."""
-    _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, ADD if beta != 0 else 0, c, c_off, ldc, 0, 0, 0)
+    _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, _NO_TABLE, ADD if beta != 0 else 0, c, c_off, ldc, 0, 0,
+           0)
+
+
+@njit(cache=True, nogil=True)
+def tiled_gemm_rows(m, n, k, a, a_off, lda, b, b_off, rows_at, c, c_off, ldc):
+    """C = A @ B, where B's row p is b[b_off + rows_at[p]:][:n]: rows anywhere in b. A shift GEMM's taps
+    (rows of one plane, shifted) and channels (planes) then make one product of depth C*R*S instead of
+    one product per tap, and no im2col copy. Needs the switch on."""
+    _tiled(False, m, n, k, a, a_off, lda, b, b_off, 0, rows_at, 0, c, c_off, ldc, 0, 0, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -259,7 +284,7 @@ def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, sc
         flags |= RESIDUAL
         pres = np.int64(residual.ctypes.data) + c_off * size
     pscale, pbias = np.int64(scale.ctypes.data) + row0 * size, np.int64(bias.ctypes.data) + row0 * size
-    _tiled(False, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc, pscale, pbias, pres)
+    _tiled(False, m, n, k, a, a_off, lda, b, b_off, ldb, _NO_TABLE, flags, c, c_off, ldc, pscale, pbias, pres)
     if k == 0:                                  # the empty sum's epilogue, which no tile kernel ran
         for i in range(m):
             for j in range(c_off + i * ldc, c_off + i * ldc + n):
@@ -270,10 +295,10 @@ def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, sc
 
 
 @njit(cache=True, nogil=True)
-def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc, pscale, pbias, pres):
+def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_off, ldc, pscale, pbias, pres):
     """The walk over the tiles; ``flags`` (ADD, EPILOGUE, RELU, RESIDUAL) as the tile kernels read them,
     the epilogue's at the last chunk of the depth only; pscale, pbias, pres: the epilogue's addresses
-    for C's first row."""
+    for C's first row. A non-empty ``table`` gives B's rows' offsets (ldb is then unused)."""
     setting = config()
     mr, nv_max, lanes = setting & 255, (setting >> 8) & 255, (setting >> 16) * 4 // c.itemsize
     size = c.itemsize
@@ -287,6 +312,7 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc,
                 c[c_off + i * ldc:c_off + i * ldc + n] = 0
         return
     width, block = nv_max * lanes, MC_TILES * mr
+    by_table = table.size > 0
     for p0 in range(0, k, KC):
         kc = min(KC, k - p0)
         step = (flags & ADD) if p0 == 0 else ADD
@@ -296,17 +322,35 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, flags, c, c_off, ldc,
                 cols = min(width, n - n0)
                 nv = (cols + lanes - 1) // lanes
                 last = cols - (nv - 1) * lanes
+                # B's block: from row p0 of the table, or p0 rows of ldb on
+                b_at, b_rows = ((pb + n0 * size, np.int64(table.ctypes.data) + p0 * 8) if by_table
+                                else (pb + (p0 * ldb + n0) * size, ldb))
                 for m0 in range(m1, min(m, m1 + block), mr):
                     rows = min(mr, m - m0)
-                    _tile(size, nv, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, pb + (p0 * ldb + n0) * size,
-                          ldb, pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step,
+                    _tile(size, nv, by_table, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, b_at, b_rows,
+                          pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step,
                           pscale + m0 * size, pbias + m0 * size, pres + (m0 * ldc + n0) * size)
 
 
 @njit(cache=True, nogil=True)
-def _tile(size, nv, *args):
-    """The tile kernel for the element size (4: float32, 8: float64) and nv vectors per row."""
-    if size == 4:
+def _tile(size, nv, by_table, *args):
+    """The tile kernel for the element size (4: float32, 8: float64), nv vectors per row, B's rows by
+    stride or by table."""
+    if by_table:
+        if size == 4:
+            if nv == 3:
+                _s3r(*args)
+            elif nv == 2:
+                _s2r(*args)
+            else:
+                _s1r(*args)
+        elif nv == 3:
+            _d3r(*args)
+        elif nv == 2:
+            _d2r(*args)
+        else:
+            _d1r(*args)
+    elif size == 4:
         if nv == 3:
             _s3(*args)
         elif nv == 2:

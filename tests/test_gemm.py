@@ -107,9 +107,30 @@ def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, relu, with_residual, dt
     np.testing.assert_array_equal(c[outside], before[outside])
 
 
+@SETTINGS
+@given(m=st.integers(1, 30), n=st.integers(1, 100), k=st.sampled_from([0, 1, 5, 147, 256, 257, 600]),
+       dtype=st.sampled_from([np.float32, np.float64]), offsets=st.tuples(*[st.integers(0, 9)] * 3),
+       seed=st.integers(0, 2 ** 31))
+def test_b_rows_by_table(tiled, m, n, k, dtype, offsets, seed):
+    """C = A @ B with B's row p at b[b_off + rows_at[p]]: rows anywhere, repeated and overlapping."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(offsets[0] + m * k + 3).astype(dtype)
+    b = rng.standard_normal(offsets[1] + 3 * n + 50).astype(dtype)
+    rows_at = rng.integers(0, 2 * n + 50, k).astype(np.int64)
+    c = np.full(offsets[2] + m * n + 3, np.nan, dtype)
+    cpu_gemm.tiled_gemm_rows(m, n, k, a, offsets[0], k, b, offsets[1], rows_at, c, offsets[2], n)
+    A = a[offsets[0]:offsets[0] + m * k].reshape(m, k).astype(np.float64)
+    B = np.array([b[offsets[1] + at:offsets[1] + at + n] for at in rows_at], np.float64).reshape(k, n)
+    C = c[offsets[2]:offsets[2] + m * n].reshape(m, n)
+    tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(max(k, 1))
+    assert np.all(np.abs(C - A @ B) <= tolerance * (np.abs(A) @ np.abs(B) + 1))
+    assert np.isnan(c[:offsets[2]]).all() and np.isnan(c[offsets[2] + m * n:]).all()
+
+
 def test_kernels_of_the_avx2_tile_shape():
     """One call of each kernel compiled for 6 rows x NV vectors of 8 lanes (AVX2's tile), rows 1..6 and every
-    count of valid lanes in the last vector, accumulating and not, with and without each part of the epilogue."""
+    count of valid lanes in the last vector, accumulating and not, with and without each part of the epilogue,
+    B's rows by stride and by table."""
     library, addresses = cpu_gemm.tile_kernels((8, 6), "test_avx2")
     kernel_type = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 14)
     rng = np.random.default_rng(0)
@@ -117,8 +138,9 @@ def test_kernels_of_the_avx2_tile_shape():
                  cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL, cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL | cpu_gemm.RELU]
     for name, address in addresses.items():
         kernel = kernel_type(address)
-        dtype, lanes = (np.float32, 8) if name[-2] == "s" else (np.float64, 4)
-        nv = int(name[-1])
+        kind = name[len("test_avx2_"):]                 # s3, d1r, ...: r reads B's rows from a table
+        dtype, lanes = (np.float32, 8) if kind[0] == "s" else (np.float64, 4)
+        nv = int(kind[1])
         for rows in range(1, 7):
             for last in range(1, lanes + 1):
                 flags = flag_sets[(rows + last) % len(flag_sets)]
@@ -129,9 +151,13 @@ def test_kernels_of_the_avx2_tile_shape():
                 scale, bias = rng.standard_normal(6).astype(dtype), rng.standard_normal(6).astype(dtype)
                 residual = rng.standard_normal((6, width + 2)).astype(dtype)
                 before = c.copy()
-                kernel(a.ctypes.data, kc, 1, b.ctypes.data, width, c.ctypes.data, width + 2, kc, rows, last, flags,
+                order = rng.permutation(kc)                 # the table's rows: b's rows in this order
+                table = (order * width).astype(np.int64)
+                ldb = table.ctypes.data if kind.endswith("r") else width
+                kernel(a.ctypes.data, kc, 1, b.ctypes.data, ldb, c.ctypes.data, width + 2, kc, rows, last, flags,
                        scale.ctypes.data, bias.ctypes.data, residual.ctypes.data)
-                expected = a[:rows] @ b + (before[:rows, :width] if flags & cpu_gemm.ADD else 0)
+                b_rows = b[order] if kind.endswith("r") else b
+                expected = a[:rows] @ b_rows + (before[:rows, :width] if flags & cpu_gemm.ADD else 0)
                 if flags & cpu_gemm.EPILOGUE:
                     expected = scale[:rows, None] * expected + bias[:rows, None]
                     expected += residual[:rows, :width] if flags & cpu_gemm.RESIDUAL else 0
