@@ -13,8 +13,11 @@ the padded width Wp (the last S-1 columns of each are junk) and copy the valid o
 "epilogue": out = max(scale[k] * acc + bias[k] (+ residual), 0): an inference batch norm, a ResNet block's
 join and a ReLU after the convolution cost nothing extra there (``minixai.fusion`` decides when to fuse).
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
-Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). Strided convolutions and
-layers with few channels (the RGB first layer) or small planes (14x14, 7x7) use im2col / col2im on one
+Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). A strided convolution's
+forward is the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled
+GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product
+per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``). Layers with few channels (an RGB
+3x3), small planes (14x14, 7x7) and the strided convolutions' input gradients use im2col / col2im on one
 block of rows at a time (``cpu_im2col``), and the weight gradient (training only) im2col with one partial
 sum per thread. Deep 3x3 stride-1 layers go to Winograd's
 F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
@@ -50,9 +53,9 @@ MIN_SHIFT_PLANE = 400    # fewer output positions per image (14x14, 7x7): im2col
 # A strided 3x3 convolution on its phase planes against im2col, batch 1 / 8 (benchmarks/conv_layers.py):
 # 64 channels to 56x56 1.5x / 1.15x, 128 to 28x28 1.2x / 1.25x, 256 to 14x14 1.0x / 1.2x, 512 to 7x7 0.65x / 0.95x
 MIN_PHASE_PLANE = 100
-# The taps folded into one product (B's rows by table) against a product per tap, batch 1 / 8: ResNet's RGB
-# 7x7/2 layer 1.5x / 1.3x faster than im2col; 48 -> 64 channels 5x5 1.1x / 1.15x; 3x3 with 32-256 channels
-# 0.95-1.1x / 0.88-0.95x; an RGB 3x3 stays with im2col (0.9x / 0.8x at batch 1, output-bound)
+# The taps folded into one product (B's rows by table), speed at batch 1 / 8: ResNet's RGB 7x7/2 layer 1.5x /
+# 1.3x im2col's; a 5x5 48 -> 64 channels 1.1x / 1.15x a product per tap's, a 3x3 with 32-256 channels 0.95-1.1x
+# / 0.88-0.95x; an RGB 3x3 0.9x / 0.8x im2col's at batch 1 (its output's memory traffic dominates)
 FOLD_MIN_TAPS = 10
 
 
