@@ -60,24 +60,30 @@ def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, d
 
 
 @njit(parallel=True, cache=True)
-def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols):
+def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrows, cols):
     """dx[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] += (wmat^T @ dout[n, :, rows])[(c, r, s), (i, j)].
 
-    One task per (image, block of input channels), which owns those dx planes; it walks all row blocks.
+    One task per (image, block of input channels, block of hrows rows of dx), which owns those rows of the
+    dx planes; it walks the blocks of output rows that reach them (a block of output rows next to a
+    border between tasks is computed by both, each keeping its own rows: RGB's 3 channels at batch 1 are
+    then more than 3 tasks for 2 threads).
     """
     N, C, H, W = dx.shape
     K, CRS = wmat.shape
     OH, OW = dout.shape[2], dout.shape[3]
     threads = cols.shape[0]
-    n_cb = (C + cblock - 1) // cblock
+    n_cb, n_hb = (C + cblock - 1) // cblock, (H + hrows - 1) // hrows
     wf, df = wmat.reshape(wmat.size), dout.reshape(dout.size)
     for t in prange(threads):
         col = cols[t]
-        for task in range(t, N * n_cb, threads):
-            n, c0 = task // n_cb, (task % n_cb) * cblock
-            c1 = min(C, c0 + cblock)
-            for i0 in range(0, OH, rows):
-                i1 = min(OH, i0 + rows)
+        for task in range(t, N * n_cb * n_hb, threads):
+            n, c0, h0 = task // (n_cb * n_hb), (task // n_hb) % n_cb * cblock, task % n_hb * hrows
+            c1, h1 = min(C, c0 + cblock), min(H, h0 + hrows)
+            # the output rows i whose window rows i*sh - ph + r*dh (r < R) meet dx's rows h0..h1
+            first = max(0, -((ph + (R - 1) * dh - h0) // sh))
+            stop = min(OH, (h1 - 1 + ph) // sh + 1)
+            for i0 in range(first, stop, rows):
+                i1 = min(stop, i0 + rows)
                 L = (i1 - i0) * OW
                 # col[(c, r, s), l] = sum_k W[k, c, r, s] * dout[n, k, l]                 (kq,kL->qL)
                 gemm(True, False, (c1 - c0) * R * S, L, K, wf, c0 * R * S, CRS,
@@ -88,13 +94,12 @@ def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, cols
                             base = (((c - c0) * R + r) * S + s) * L
                             for i in range(i0, i1):
                                 h = i * sh - ph + r * dh
-                                if h < 0 or h >= H:
+                                if h < h0 or h >= h1:
                                     continue
                                 for j in range(OW):
                                     v = j * sw - pw + s * dw
                                     if 0 <= v < W:
                                         dx[n, c, h, v] += col[base + (i - i0) * OW + j]
-
 
 
 @njit(parallel=True, cache=True)

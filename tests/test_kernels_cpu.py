@@ -46,15 +46,17 @@ def winograd_calls():
 
 @contextlib.contextmanager
 def path(name, task_columns):
-    """Force Winograd, the shift-GEMM (strided: on phase planes; "folded": the taps of any kernel wider than 1x1
-    in one product, with the tiled GEMM) or the im2col path, with small tasks (module constants, restored);
-    yields the count of `winograd_calls`."""
-    saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.TASK_COLUMNS,
-             cpu.MIN_CHANNEL_BLOCK)
+    """Force Winograd, the shift-GEMM (strided: on phase planes; a 1x1's input gradient with the ReLU's step
+    and the scale applied inside the tiled GEMM; "folded": the taps of any kernel wider than 1x1 in one
+    product, and a 1x1's gated input gradient through a gated copy) or the im2col path, with small tasks
+    (module constants, restored); yields the count of `winograd_calls`."""
+    saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS,
+             cpu.GATE_IN_GEMM_MAX_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
     saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
                       cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = cpu.MIN_PHASE_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.FOLD_MIN_TAPS = 2 if name == "folded" else 10 ** 9
+    cpu.GATE_IN_GEMM_MAX_PLANE = 10 ** 9 if name == "shift" else 0
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
     cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = 64 * task_columns   # chunks of 1-3 tile rows
@@ -63,8 +65,8 @@ def path(name, task_columns):
         with winograd_calls() as calls:
             yield calls
     finally:
-        (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.TASK_COLUMNS,
-         cpu.MIN_CHANNEL_BLOCK) = saved
+        (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS,
+         cpu.GATE_IN_GEMM_MAX_PLANE, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
         (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
          cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
