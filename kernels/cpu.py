@@ -34,7 +34,7 @@ from numba import njit, prange
 from . import cpu_gemm, cpu_memory, cpu_winograd
 from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
 from .cpu_blas import gemm, single_threaded_blas
-from .cpu_gemm import _NO_TABLE, config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_gated, tiled_gemm_rows
+from .cpu_gemm import _NO_TABLE, config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
 from .cpu_pointwise import add, add_relu, channel_affine, epilogue, relu_backward, relu_forward
@@ -57,7 +57,6 @@ MIN_PHASE_PLANE = 100
 # 1.3x im2col's; a 5x5 48 -> 64 channels 1.1x / 1.15x a product per tap's, a 3x3 with 32-256 channels 0.95-1.1x
 # / 0.88-0.95x; an RGB 3x3 0.9x / 0.8x im2col's at batch 1 (its output's memory traffic dominates)
 FOLD_MIN_TAPS = 10
-GATE_IN_GEMM_MAX_PLANE = 196
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -358,14 +357,6 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     with single_threaded_blas():
         if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
             cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer)
-        elif ((R, S) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0) and cpu_gemm.is_on()
-              and (gate is not None or scale is not None or clip) and H * W <= GATE_IN_GEMM_MAX_PLANE):
-            # dx[n] = W^T @ dout'[n], dout' = dout through the ReLU's step and the scale, which the tiled GEMM
-            # applies block by block as it reads dout: no gated copy of dout in memory
-            rows, cblock = _blocks(N, H, W, K, C, threads)
-            packed = _buffer("packed", threads * cpu_gemm.KC * cpu_gemm.GATED_PANEL, dout.dtype).reshape(threads, -1)
-            _pointwise_backward(dout, gate if gate is not None else dout, gate is not None, clip,
-                                scale if scale is not None else np.ones(K, dout.dtype), w, dx, rows, cblock, packed)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
@@ -385,25 +376,6 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
             col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrows, cols)
     return dx
-
-
-@njit(parallel=True, cache=True)
-def _pointwise_backward(dout, gate, gated, clip, scale, w, dx, rows, cblock, packed):
-    """dx[n, c, i, j] = sum_k W[k, c] * dout'[n, k, i, j] for a 1x1 convolution (stride 1, no padding), with
-    dout' = dout * scale[k], or 0 where gate > 0 fails (if gated) or dout < 0 (if clip). Tasks: (image, block
-    of rows, block of input channels), each one ``cpu_gemm.tiled_gemm_gated`` (kc,kL->cL, W read transposed)."""
-    N, K, H, W = dout.shape
-    C = dx.shape[1]
-    threads = packed.shape[0]
-    n_rb, n_cb = (H + rows - 1) // rows, (C + cblock - 1) // cblock
-    df, gf, wf, xf = dout.reshape(dout.size), gate.reshape(gate.size), w.reshape(w.size), dx.reshape(dx.size)
-    for t in prange(threads):
-        for task in range(t, N * n_rb * n_cb, threads):
-            n, rb, cb = task // (n_rb * n_cb), (task // n_cb) % n_rb, task % n_cb
-            i0, c0 = rb * rows, cb * cblock
-            i1, c1 = min(H, i0 + rows), min(C, c0 + cblock)
-            tiled_gemm_gated(True, c1 - c0, (i1 - i0) * W, K, wf, c0, C, df, (n * K * H + i0) * W, H * W, gf, gated,
-                             clip, scale, xf, ((n * C + c0) * H + i0) * W, H * W, packed[t])
 
 
 def _gated_copy(dout, gate, scale, clip):

@@ -34,7 +34,6 @@ KC = 256                       # depth per pass over a tile: 256 rows of a 48-fl
 MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
 ADD, EPILOGUE, RELU, RESIDUAL = 1, 2, 4, 8      # the tile kernels' flags
-GATED_PANEL = 384              # columns of B' per block in tiled_gemm_gated (256 x 384 floats: 384 KiB, in L2)
 
 
 def vector_shape(features=None, wanted=None):
@@ -293,62 +292,6 @@ def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, sc
                 if residual is not None:
                     v += residual.reshape(residual.size)[j]
                 c[j] = 0 if relu and v < 0 else v
-
-
-@njit(cache=True, nogil=True)
-def tiled_gemm_gated(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, gate, gated, clip, scale, c, c_off, ldc, packed):
-    """C = op(A) @ B', B'[p, j] = B[p, j] * scale[p], or 0 where gate[p, j] > 0 fails (if ``gated``; gate
-    laid out as b) or B[p, j] < 0 (if ``clip``): a fused ReLU and batch norm backward applied as the
-    transposed convolution reads dout. B' is never written whole: one block of it at a time (KC rows by one
-    panel of GATED_PANEL columns) goes into ``packed`` (KC * GATED_PANEL elements, in the core's L2 cache) and
-    all of C's row tiles read it there; a copy of B' would cost a pass over memory. Needs the switch on."""
-    setting = config()
-    mr, nv_max, lanes = setting & 255, (setting >> 8) & 255, (setting >> 16) * 4 // c.itemsize
-    size = c.itemsize
-    a_rs, a_ps = (1, lda) if trans_a else (lda, 1)
-    pa = np.int64(a.ctypes.data) + a_off * size
-    pc = np.int64(c.ctypes.data) + c_off * size
-    pk = np.int64(packed.ctypes.data)
-    width = nv_max * lanes
-    if k == 0:
-        for i in range(m):
-            c[c_off + i * ldc:c_off + i * ldc + n] = 0
-        return
-    for p0 in range(0, k, KC):
-        kc = min(KC, k - p0)
-        for n1 in range(0, n, GATED_PANEL):         # B's panel of kc rows: long runs of each row, read once
-            cols = min(GATED_PANEL, n - n1)
-            for p in range(kc):                     # ... through the ReLU's step and the scale
-                _gate_row(b, gate, b_off + (p0 + p) * ldb + n1, cols, scale[p0 + p], gated, clip, packed,
-                          p * GATED_PANEL)
-            for n0 in range(n1, n1 + cols, width):
-                nv = (min(width, n1 + cols - n0) + lanes - 1) // lanes
-                last = min(width, n1 + cols - n0) - (nv - 1) * lanes
-                for m0 in range(0, m, mr):
-                    _tile(size, nv, False, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps,
-                          pk + (n0 - n1) * size, GATED_PANEL, pc + (m0 * ldc + n0) * size, ldc, kc, min(mr, m - m0),
-                          last, 0 if p0 == 0 else ADD, 0, 0, 0)
-
-
-@njit(cache=True, nogil=True, inline="always")      # inlined: a call per row would count references
-def _gate_row(b, gate, at, count, sc, gated, clip, out, to):
-    """out[to + j] = b[at + j] * sc, or 0 where gate[at + j] > 0 fails (gated) or b[at + j] < 0 (clip), j < count;
-    one loop per case, each without a branch inside (so that it runs on vectors)."""
-    zero = b[at] - b[at]
-    if gated and clip:
-        for j in range(count):
-            v = b[at + j]
-            out[to + j] = v * sc if (gate[at + j] > 0) & (v >= 0) else zero
-    elif gated:
-        for j in range(count):
-            out[to + j] = b[at + j] * sc if gate[at + j] > 0 else zero
-    elif clip:
-        for j in range(count):
-            v = b[at + j]
-            out[to + j] = v * sc if v >= 0 else zero
-    else:
-        for j in range(count):
-            out[to + j] = b[at + j] * sc
 
 
 @njit(cache=True, nogil=True)

@@ -127,34 +127,6 @@ def test_b_rows_by_table(tiled, m, n, k, dtype, offsets, seed):
     assert np.isnan(c[:offsets[2]]).all() and np.isnan(c[offsets[2] + m * n:]).all()
 
 
-@SETTINGS
-@given(m=st.integers(1, 30), n=st.integers(1, 900), k=st.sampled_from([0, 1, 5, 256, 257, 600]),
-       gated=st.booleans(), clip=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       pads=st.tuples(*[st.integers(0, 5)] * 3), offsets=st.tuples(*[st.integers(0, 9)] * 3),
-       seed=st.integers(0, 2 ** 31))
-def test_the_gated_product(tiled, m, n, k, gated, clip, dtype, pads, offsets, seed):
-    """C = A^T @ B' with B' = B * scale[p], 0 where the gate is not > 0 or (clip) B < 0: a fused ReLU and
-    batch norm backward, applied block by block as the product reads B (panels of GATED_PANEL columns)."""
-    rng = np.random.default_rng(seed)
-    (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, True, pads, offsets)
-    gate = rng.standard_normal(b.size).astype(dtype)
-    gate[::7] = np.nan                                  # NaN is not > 0: dropped
-    scale = rng.standard_normal(k).astype(dtype)
-    G = gate[offsets[1]:offsets[1] + k * ldb].reshape(k, ldb)[:, :n] if k else np.zeros((0, n), dtype)
-    keep = ((G > 0) if gated else True) & ((B >= 0) if clip else True)
-    B_gated = np.where(keep, B.astype(np.float64) * scale[:, None], 0)
-    C[...] = np.nan
-    before = c.copy()
-    packed = np.empty(cpu_gemm.KC * cpu_gemm.GATED_PANEL, dtype)
-    cpu_gemm.tiled_gemm_gated(True, m, n, k, a, offsets[0], lda, b, offsets[1], ldb, gate, gated, clip, scale, c,
-                              offsets[2], ldc, packed)
-    tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(max(k, 1))
-    assert np.all(np.abs(C - A.astype(np.float64) @ B_gated) <= tolerance * (np.abs(A) @ np.abs(B_gated) + 1))
-    outside = np.ones(c.size, bool)
-    outside[(offsets[2] + np.arange(m)[:, None] * ldc + np.arange(n)[None, :]).ravel()] = False
-    np.testing.assert_array_equal(c[outside], before[outside])
-
-
 def test_kernels_of_the_avx2_tile_shape():
     """One call of each kernel compiled for 6 rows x NV vectors of 8 lanes (AVX2's tile), rows 1..6 and every
     count of valid lanes in the last vector, accumulating and not, with and without each part of the epilogue,
