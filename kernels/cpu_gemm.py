@@ -18,6 +18,12 @@ nothing, and on these shapes it ran 1.0-1.6x the BLAS's speed here (``python ben
 
 A needs no particular layout: its rows and its depth each have a stride, so op(A) = A^T (``trans_a``) is the
 same code. A product whose B is transposed (a dense layer's forward, the weight gradient) goes to the BLAS.
+Two things a BLAS cannot do, the convolutions use:
+
+- the tile kernels apply a convolution's epilogue (scale, bias, a residual shortcut, ReLU) as they store C
+  (``tiled_gemm_epilogue``), so a 1x1 convolution's output is written once and never read back;
+- B's rows can come from a table of offsets instead of a stride (``tiled_gemm_rows``): the taps of a 7x7
+  kernel, each a shifted run of the same input plane, are then the depth of one product, without im2col.
 
 On a CPU without AVX-512 the tiles are 6 x 2 vectors of 8 floats (AVX2 has 16 vector registers, not 32);
 without AVX2 and FMA, or with MINIXAI_GEMM=blas, every product goes to the BLAS (``cpu_blas.gemm``).
