@@ -19,7 +19,7 @@ GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into th
 per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``). Layers with few channels (an RGB
 3x3), small planes (14x14, 7x7) and the strided convolutions' input gradients use im2col / col2im on one
 block of rows at a time (``cpu_im2col``), and the weight gradient (training only) im2col with one partial
-sum per thread. Deep 3x3 stride-1 layers go to Winograd's
+sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``. Deep 3x3 stride-1 layers go to Winograd's
 F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
@@ -29,16 +29,16 @@ import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
 
 from . import cpu_gemm, cpu_memory, cpu_winograd
 from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
-from .cpu_blas import gemm, single_threaded_blas
-from .cpu_gemm import _NO_TABLE, config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
+from .cpu_blas import single_threaded_blas
+from .cpu_gemm import _NO_TABLE
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
-from .cpu_pointwise import add, add_relu, channel_affine, epilogue, relu_backward, relu_forward
+from .cpu_pointwise import add, add_relu, channel_affine, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
+from .cpu_shift import _fill_pad_and_taps, _phase_planes, _shift_gemm
 from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
@@ -108,15 +108,18 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
     # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
-    depth = C * R * S if _folds_taps(R * S) else C
+    folded = _folds_taps(R * S)
+    depth = C * R * S if folded else C
     with single_threaded_blas():
         if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
             cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer, residual)
         elif _use_shift_gemm(stride, padding, (R, S), min(depth, K), OH * OW):
-            xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False)
-            _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain, residual, w)
+            xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False, folded=folded)
+            _shift_gemm_any(xpad, (R, S), taps, trans, scale, bias, relu, out, dilation, threads, plain, residual,
+                            folded)
         elif _use_phase_planes(stride, (R, S), min(depth, K), OH * OW):
-            _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain)
+            _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain,
+                                folded)
         else:
             # one task per thread where the rows allow: tasks of one block of rows each build its im2col
             # (batch 1: 256 -> 256 3x3 stride 2 on 28x28 1.05 -> 0.80 ms, 1x1 stride 2 on 56x56 0.66 -> 0.58)
@@ -149,7 +152,7 @@ def _use_phase_planes(stride, kernel, channels, plane):
             and plane >= MIN_PHASE_PLANE)
 
 
-def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
+def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False, folded=False):
     """(xpad, taps, trans) for the shift GEMM, filled in one parallel region (each costs a fork/join).
 
     xpad[n, c, i, j] = x[n, c, i - qh, j - qw], 0 outside x (a negative q crops); x itself if q = 0.
@@ -157,7 +160,8 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     norm backward; `clip` drops x's negative part first), and is made even for q = 0.
     taps[r, s] = W[:, :, r, s] (R, S, K, C), or with ``transposed`` the kernel of the input gradient,
     W[:, :, R-1-r, S-1-s]^T (R, S, C, K). A 1x1 kernel needs no copy: W itself, and ``trans`` tells
-    the GEMM to read each tap transposed.
+    the GEMM to read each tap transposed; nor do ``folded`` taps (the forward's, one product of depth
+    C*R*S): W itself as (1, 1, K, C*R*S).
     """
     N, C, H, W = x.shape
     K, Cw, R, S = w.shape
@@ -165,34 +169,32 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False):
     gated = gate is not None
     copy_x = (qh, qw) != (0, 0) or gated or scale is not None or clip
     xpad = _buffer("xpad", N * C * Hp * Wp, x.dtype).reshape(N, C, Hp, Wp) if copy_x else x
-    copy_w = R * S > 1
-    taps = np.empty((R, S, Cw, K) if transposed else (R, S, K, Cw), w.dtype) if copy_w else w.reshape(1, 1, K, Cw)
+    copy_w = R * S > 1 and not folded
+    taps = (np.empty((R, S, Cw, K) if transposed else (R, S, K, Cw), w.dtype) if copy_w
+            else w.reshape(1, 1, K, Cw * R * S))
     if copy_x or copy_w:
         _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate if gated else x, gated, clip,
                            scale if scale is not None else np.ones(C, x.dtype), w, taps, copy_w, transposed)
-    return xpad, taps, transposed and not copy_w
+    return xpad, taps, transposed and R * S == 1
 
 
-def _shift_gemm_any(xpad, taps, trans, scale, bias, relu, out, dilation, threads, plain=False, residual=None,
-                    w=None):
+def _shift_gemm_any(xpad, kernel, taps, trans, scale, bias, relu, out, dilation, threads, plain=False,
+                    residual=None, folded=False):
     """The shift GEMM into `out`, through the epilogue (`plain`: scale 1, bias 0, no ReLU: the identity);
-    `w`: the forward's weights, for one product per task (``_shift_gemm_planes``)."""
+    kernel (R, S); ``folded``: taps from ``_pad_and_taps(..., folded=True)``, one product per task."""
     N, C, Hp, Wp = xpad.shape
-    R, S = taps.shape[:2]
+    R, S = kernel
     tap_at = (np.arange(R)[:, None] * dilation[0] * Wp + np.arange(S)[None, :] * dilation[1]).astype(np.int64)
     _shift_gemm_planes(xpad.reshape(N, 1, C, Hp, Wp), tap_at, taps, trans, scale, bias, relu, out, threads,
-                       plain, residual, w)
+                       plain, residual, folded)
 
 
-def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, w=None):
-    """`_shift_gemm` on the planes; given the forward's weights `w` (K, C, R, S), a kernel wider than 1x1 and
-    the tiled GEMM on, as one product of depth C*R*S per task (B's rows by table: no product per tap)."""
+def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, folded):
+    """`_shift_gemm` on the planes; ``folded`` (taps: W as (1, 1, K, C*R*S)): one product of depth C*R*S per
+    task, B's rows through a table (the tiled GEMM's), instead of one product per tap."""
     N, P, C, Hp, Wp = planes.shape
     K, OH, OW = out.shape[1:]
-    table = _NO_TABLE
-    if w is not None and _folds_taps(tap_at.size) and not trans:
-        table = (np.arange(C)[:, None] * (Hp * Wp) + tap_at.reshape(1, -1)).ravel()
-        taps = w.reshape(1, 1, K, table.size)
+    table = (np.arange(C)[:, None] * (Hp * Wp) + tap_at.reshape(1, -1)).ravel() if folded else _NO_TABLE
     rows, kblock = _blocks(N, OH, Wp, C, K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
@@ -200,7 +202,7 @@ def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, thre
                 wide.reshape(threads, -1))
 
 
-def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain):
+def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain, folded):
     """A strided convolution as a shift GEMM on the input's phase planes (no im2col): with stride (sh, sw),
     phase (a, b) is planes[a, b][i, j] = xpad[sh*i + a, sw*j + b], and tap (r, s) of output (i, j) reads
     xpad[sh*i + r*dh, sw*j + s*dw], which is phase (r*dh % sh, s*dw % sw) at (i + r*dh // sh, j + s*dw // sw):
@@ -217,130 +219,8 @@ def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, resi
     tap_at = np.array([(phases.index((u % sh, v % sw)) * C * Hp + u // sh) * Wp + v // sw for u, v in offsets],
                       np.int64).reshape(R, S)
     _phase_planes(x, planes, np.array(phases, np.int64), sh, sw, padding[0], padding[1])
-    _, taps, trans = _pad_and_taps(x, 0, 0, w, transposed=False)       # the taps (no copy of x for q = 0)
-    _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, w)
-
-
-@njit(parallel=True, cache=True)
-def _phase_planes(x, planes, phases, sh, sw, ph, pw):
-    """planes[n, p, c, i, j] = x[n, c, sh*i + a - ph, sw*j + b - pw] (0 outside x), (a, b) = phases[p]."""
-    N, C, H, W = x.shape
-    P, Hp, Wp = planes.shape[1], planes.shape[3], planes.shape[4]
-    for task in prange(N * C):
-        n, c = task // C, task % C
-        for p in range(P):
-            a, b = phases[p, 0], phases[p, 1]
-            for i in range(Hp):
-                h = sh * i + a - ph
-                if h < 0 or h >= H:
-                    planes[n, p, c, i, :] = 0
-                    continue
-                for j in range(Wp):
-                    v = sw * j + b - pw
-                    planes[n, p, c, i, j] = x[n, c, h, v] if 0 <= v < W else 0
-
-
-@njit(parallel=True, cache=True)
-def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, taps, copy_w, transposed):
-    N, C, H, W = x.shape
-    Hp, Wp = xpad.shape[2], xpad.shape[3]
-    K, Cw, R, S = w.shape
-    n_planes = N * C if copy_x else 0
-    n_weight_blocks = (K + 15) // 16 if copy_w else 0
-    for task in prange(n_planes + n_weight_blocks):
-        if task < n_planes:                            # one plane of the padded (or cropped) copy
-            n, c = task // C, task % C
-            a = scale[c]
-            for i in range(Hp):
-                h = i - qh
-                if h < 0 or h >= H:
-                    xpad[n, c, i, :] = 0
-                    continue
-                if Wp == W:                            # no padding columns: a loop without that test, 2x faster
-                    for j in range(W):
-                        drop = (gated and not gate[n, c, h, j] > 0) or (clip and x[n, c, h, j] < 0)
-                        xpad[n, c, i, j] = 0 if drop else x[n, c, h, j] * a
-                    continue
-                for j in range(Wp):
-                    v = j - qw
-                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0) or (clip and x[n, c, h, v] < 0):
-                        xpad[n, c, i, j] = 0
-                    else:
-                        xpad[n, c, i, j] = x[n, c, h, v] * a
-        else:                                          # the weights of 16 output channels
-            k0 = (task - n_planes) * 16
-            k1 = min(K, k0 + 16)
-            for r in range(R):
-                for s in range(S):
-                    if transposed:                     # write 16 consecutive k at a time
-                        for c in range(Cw):
-                            for k in range(k0, k1):
-                                taps[R - 1 - r, S - 1 - s, c, k] = w[k, c, r, s]
-                    else:
-                        for k in range(k0, k1):
-                            for c in range(Cw):
-                                taps[r, s, k, c] = w[k, c, r, s]
-
-
-@njit(parallel=True, cache=True)
-def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual, plain, out, rows, kblock, wide):
-    """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * planes[n].flat[tap_at[r, s] + c*Hp*Wp + i*Wp + j]).
-
-    planes (N, P, C, Hp, Wp): the padded input (P = 1; tap (r, s) starts at r*dh*Wp + s*dw) or its phase
-    planes (a strided convolution, ``_phase_planes``); taps (R, S, K, C) or, with ``trans``, stored as
-    (R, S, C, K); out (N, K, OH, OW), OW <= Wp; wide (threads, kblock * L): per-thread wide output rows,
-    unused when Wp == OW. A non-empty ``table`` (the tiled GEMM's rows by table): taps is W (1, 1, K, C*R*S)
-    and each task one product, B's row q = (c, r, s) starting at table[q] = c*Hp*Wp + tap_at[r, s].
-    """
-    N, P, C, Hp, Wp = planes.shape
-    K = out.shape[1]
-    R, S = taps.shape[0], taps.shape[1]
-    OH, OW = out.shape[2], out.shape[3]
-    threads = wide.shape[0]
-    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
-    n_tasks = N * n_rb * n_kb
-    direct = Wp == OW
-    xf, tf, of = planes.reshape(planes.size), taps.reshape(taps.size), out.reshape(out.size)
-    for t in prange(threads):
-        for task in range(t, n_tasks, threads):
-            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
-            i0, k0 = rb * rows, kb * kblock
-            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
-            L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
-            c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
-            image = n * P * C * Hp * Wp + i0 * Wp
-            if table.size:
-                # one product of depth C*R*S: C[k, l] = W[k, :] @ planes[n].flat[i0*Wp + table[:] + l]   (kq,qL->kL)
-                depth = table.size
-                tiled_gemm_rows(k1 - k0, L, depth, tf, k0 * depth, depth, xf, image, table, c, c_off, ldc)
-            elif direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
-                # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
-                tiled_gemm_epilogue(k1 - k0, L, C, tf, k0 * C, C, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
-                                    ldc, scale, bias, k0, relu, residual)
-                continue
-            else:
-                for r in range(R):
-                    for s in range(S):
-                        # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]  (kc,cL->kL)
-                        a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
-                        gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
-                             Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
-            # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
-            # indexing, as a view per row would make both threads contend on the array's reference count.
-            # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do
-            if direct and plain:
-                continue
-            for k in range(k0, k1):
-                for i in range(i0, i1):
-                    if direct:
-                        for j in range(OW):
-                            out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu, residual,
-                                                       (n, k, i, j))
-                    else:
-                        at = (k - k0) * L + (i - i0) * Wp
-                        for j in range(OW):
-                            out[n, k, i, j] = epilogue(wide[t, at + j], scale[k], bias[k], relu, residual,
-                                                       (n, k, i, j))
+    _, taps, trans = _pad_and_taps(x, 0, 0, w, False, folded=folded)      # the taps only (no copy of x, q = 0)
+    _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, threads, plain, residual, folded)
 
 
 # ---- convolution, input gradient ------------------------------------------------------------------------
@@ -362,8 +242,8 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
-            _shift_gemm_any(doutp, taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False, dx,
-                            dilation, threads, plain=True)
+            _shift_gemm_any(doutp, (R, S), taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False,
+                            dx, dilation, threads, plain=True)
         else:
             if gate is not None or scale is not None or clip:
                 dout = _gated_copy(dout, gate, scale, clip)

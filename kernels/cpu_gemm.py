@@ -39,7 +39,7 @@ from numba import njit, types
 KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
 MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
-ADD, EPILOGUE, RELU, RESIDUAL = 1, 2, 4, 8      # the tile kernels' flags
+ADD, EPILOGUE, RELU, RESIDUAL, TABLE = 1, 2, 4, 8, 16      # the tile kernels' flags
 
 
 def vector_shape(features=None, wanted=None):
@@ -63,7 +63,7 @@ _i32 = ir.IntType(32)
 _i8p = ir.IntType(8).as_pointer()
 
 
-def _tile_kernel(module, name, scalar, lanes, mr, nv, table=False):
+def _tile_kernel(module, name, scalar, lanes, mr, nv):
     """void name(a, a_rs, a_ps, b, ldb, c, ldc, kc, rows, last, flags, scale, bias, res), every argument an
     i64 (pointers too):
 
@@ -71,8 +71,9 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv, table=False):
     C[r, j] = v, or with flags & EPILOGUE:  max(scale[r] * v + bias[r] (+ res[r*ldc + j]), 0 if flags & RELU)
     (the residual with flags & RESIDUAL) for r < rows (<= mr) and j < (nv - 1) * lanes + last (strides in
     elements; the vector count is fixed). The epilogue is ``cpu_pointwise.epilogue``'s arithmetic, in its
-    order and without fused multiply-adds, so that it rounds as that function does. With ``table``, ldb is
-    the address of a table of int64 offsets and B's row p starts at B[ldb[p]] instead of B[p*ldb]."""
+    order and without fused multiply-adds, so that it rounds as that function does. With flags & TABLE, ldb
+    is the address of a table of int64 offsets and B's row p starts at B[ldb[p]] instead of B[p*ldb] (the
+    test is the same at every step, and LLVM takes it out of the loop)."""
     vec = ir.VectorType(scalar, lanes)
     mask_t = ir.VectorType(ir.IntType(1), lanes)
     size = 4 if isinstance(scalar, ir.FloatType) else 8
@@ -124,10 +125,16 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv, table=False):
     bld.position_at_end(loop)                 # one step p of the sum: MR x NV fused multiply-adds
     p = bld.phi(_i64)
     acc = [[bld.phi(vec) for _ in range(nv)] for _ in range(mr)]
-    if table:
-        b_row = bld.load(bld.inttoptr(bld.add(ldb, bld.mul(p, ir.Constant(_i64, 8))), _i64.as_pointer()), align=8)
-    else:
-        b_row = bld.mul(p, ldb)
+    by_table = bld.icmp_signed("!=", bld.and_(flags, ir.Constant(_i64, TABLE)), ir.Constant(_i64, 0))
+    row_at = bld.inttoptr(bld.add(ldb, bld.mul(p, ir.Constant(_i64, 8))), _i64.as_pointer())
+    with bld.if_else(by_table) as (from_table, by_stride):
+        with from_table:
+            listed, listed_block = bld.load(row_at, align=8), bld.block
+        with by_stride:
+            strided, strided_block = bld.mul(p, ldb), bld.block
+    b_row = bld.phi(_i64)
+    b_row.add_incoming(listed, listed_block)
+    b_row.add_incoming(strided, strided_block)
     b_vec = [bld.call(load, [bld.bitcast(at(b, bld.add(b_row, ir.Constant(_i64, v * lanes))), vptr_t),
                              ir.Constant(_i32, size), masks[v], zero]) for v in range(nv)]
     a_col = bld.mul(p, a_ps)
@@ -136,12 +143,13 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv, table=False):
         a_rp = spread(bld.load(at(a, bld.add(a_rows[r], a_col)), align=size), vec)
         new.append([bld.call(fma, [a_rp, b_vec[v], acc[r][v]]) for v in range(nv)])
     p_next = bld.add(p, ir.Constant(_i64, 1))
+    latch = bld.block                         # the step's last block (after the choice of B's row)
     p.add_incoming(ir.Constant(_i64, 0), start)
-    p.add_incoming(p_next, loop)
+    p.add_incoming(p_next, latch)
     for r in range(mr):
         for v in range(nv):
             acc[r][v].add_incoming(zero, start)
-            acc[r][v].add_incoming(new[r][v], loop)
+            acc[r][v].add_incoming(new[r][v], latch)
     bld.cbranch(bld.icmp_signed("<", p_next, kc), loop, done)
 
     bld.position_at_end(done)                 # C's rows that exist, its valid columns
@@ -181,17 +189,14 @@ def _intrinsic(module, name, fntype):
 
 
 def tile_kernels(shape, prefix):
-    """Compile the kernels {prefix}_{s|d}{nv}[r] (float32 / float64, nv = 1..MAX_NV, r: B's rows from a
-    table) for the tile shape (float32 lanes, MR, ...) in a module of their own; returns (library,
-    {name: address})."""
+    """Compile the kernels {prefix}_{s|d}{nv} (float32 / float64, nv = 1..MAX_NV) for the tile shape
+    (float32 lanes, MR, ...) in a module of their own; returns (library, {name: address})."""
     lanes, mr = shape[:2]
     module = ir.Module(prefix)
-    names = [f"{prefix}_{t}{nv}{r}" for r in ("", "r") for t in "sd" for nv in range(1, MAX_NV + 1)]
+    names = [f"{prefix}_{t}{nv}" for t in "sd" for nv in range(1, MAX_NV + 1)]
     for name in names:
-        kind = name[len(prefix) + 1:]
-        scalar = ir.FloatType() if kind[0] == "s" else ir.DoubleType()
-        _tile_kernel(module, name, scalar, lanes if kind[0] == "s" else lanes // 2, mr, int(kind[1]),
-                     table=kind.endswith("r"))
+        scalar = ir.FloatType() if name[-2] == "s" else ir.DoubleType()
+        _tile_kernel(module, name, scalar, lanes if name[-2] == "s" else lanes // 2, mr, int(name[-1]))
     library = _finalize(module)
     return library, {name: library.get_pointer_to_function(name) for name in names}
 
@@ -252,9 +257,8 @@ def switch(on):
 _I = types.int64
 _SIGNATURE = types.void(*[_I] * 14)
 config = types.ExternalFunction("minixai_gemm_config", types.int64())
-_s1, _s2, _s3, _d1, _d2, _d3, _s1r, _s2r, _s3r, _d1r, _d2r, _d3r = (
-    types.ExternalFunction(f"minixai_gemm_{t}{nv}{r}", _SIGNATURE)
-    for r in ("", "r") for t in "sd" for nv in range(1, MAX_NV + 1))
+_s1, _s2, _s3, _d1, _d2, _d3 = (types.ExternalFunction(f"minixai_gemm_{t}{nv}", _SIGNATURE)
+                                for t in "sd" for nv in range(1, MAX_NV + 1))
 _NO_TABLE = np.zeros(0, np.int64)
 
 
@@ -296,7 +300,7 @@ def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, sc
             for j in range(c_off + i * ldc, c_off + i * ldc + n):
                 v = scale[row0 + i] * c[j] + bias[row0 + i]
                 if residual is not None:
-                    v += residual.reshape(residual.size)[j]
+                    v += residual.flat[j]
                 c[j] = 0 if relu and v < 0 else v
 
 
@@ -321,7 +325,7 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
     by_table = table.size > 0
     for p0 in range(0, k, KC):
         kc = min(KC, k - p0)
-        step = (flags & ADD) if p0 == 0 else ADD
+        step = ((flags & ADD) if p0 == 0 else ADD) | (TABLE if by_table else 0)
         step |= (flags & ~ADD) if p0 + kc == k else 0
         for m1 in range(0, m, block):               # A's block of rows stays in L2 across the column blocks
             for n0 in range(0, n, width):
@@ -333,30 +337,15 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
                                 else (pb + (p0 * ldb + n0) * size, ldb))
                 for m0 in range(m1, min(m, m1 + block), mr):
                     rows = min(mr, m - m0)
-                    _tile(size, nv, by_table, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, b_at, b_rows,
+                    _tile(size, nv, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, b_at, b_rows,
                           pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step,
                           pscale + m0 * size, pbias + m0 * size, pres + (m0 * ldc + n0) * size)
 
 
 @njit(cache=True, nogil=True)
-def _tile(size, nv, by_table, *args):
-    """The tile kernel for the element size (4: float32, 8: float64), nv vectors per row, B's rows by
-    stride or by table."""
-    if by_table:
-        if size == 4:
-            if nv == 3:
-                _s3r(*args)
-            elif nv == 2:
-                _s2r(*args)
-            else:
-                _s1r(*args)
-        elif nv == 3:
-            _d3r(*args)
-        elif nv == 2:
-            _d2r(*args)
-        else:
-            _d1r(*args)
-    elif size == 4:
+def _tile(size, nv, *args):
+    """The tile kernel for the element size (4: float32, 8: float64) and nv vectors per row."""
+    if size == 4:
         if nv == 3:
             _s3(*args)
         elif nv == 2:

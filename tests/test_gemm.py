@@ -135,12 +135,12 @@ def test_kernels_of_the_avx2_tile_shape():
     kernel_type = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 14)
     rng = np.random.default_rng(0)
     flag_sets = [0, cpu_gemm.ADD, cpu_gemm.EPILOGUE, cpu_gemm.ADD | cpu_gemm.EPILOGUE | cpu_gemm.RELU,
-                 cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL, cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL | cpu_gemm.RELU]
+                 cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL, cpu_gemm.EPILOGUE | cpu_gemm.RESIDUAL | cpu_gemm.RELU,
+                 cpu_gemm.TABLE, cpu_gemm.TABLE | cpu_gemm.ADD | cpu_gemm.EPILOGUE]
     for name, address in addresses.items():
         kernel = kernel_type(address)
-        kind = name[len("test_avx2_"):]                 # s3, d1r, ...: r reads B's rows from a table
-        dtype, lanes = (np.float32, 8) if kind[0] == "s" else (np.float64, 4)
-        nv = int(kind[1])
+        dtype, lanes = (np.float32, 8) if name[-2] == "s" else (np.float64, 4)
+        nv = int(name[-1])
         for rows in range(1, 7):
             for last in range(1, lanes + 1):
                 flags = flag_sets[(rows + last) % len(flag_sets)]
@@ -153,10 +153,11 @@ def test_kernels_of_the_avx2_tile_shape():
                 before = c.copy()
                 order = rng.permutation(kc)                 # the table's rows: b's rows in this order
                 table = (order * width).astype(np.int64)
-                ldb = table.ctypes.data if kind.endswith("r") else width
+                by_table = flags & cpu_gemm.TABLE
+                ldb = table.ctypes.data if by_table else width
                 kernel(a.ctypes.data, kc, 1, b.ctypes.data, ldb, c.ctypes.data, width + 2, kc, rows, last, flags,
                        scale.ctypes.data, bias.ctypes.data, residual.ctypes.data)
-                b_rows = b[order] if kind.endswith("r") else b
+                b_rows = b[order] if by_table else b
                 expected = a[:rows] @ b_rows + (before[:rows, :width] if flags & cpu_gemm.ADD else 0)
                 if flags & cpu_gemm.EPILOGUE:
                     expected = scale[:rows, None] * expected + bias[:rows, None]

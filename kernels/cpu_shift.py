@@ -1,0 +1,130 @@
+"""The shift GEMM's Numba kernels (part of ``minixai.kernels.cpu``, which chooses the path and explains the
+method): the padded (or gated) copy of the input and the taps' layout, a strided convolution's phase planes,
+and the products themselves with their epilogue."""
+from numba import njit, prange
+
+from .cpu_blas import gemm
+from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
+from .cpu_pointwise import epilogue
+
+
+@njit(parallel=True, cache=True)
+def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, taps, copy_w, transposed):
+    N, C, H, W = x.shape
+    Hp, Wp = xpad.shape[2], xpad.shape[3]
+    K, Cw, R, S = w.shape
+    n_planes = N * C if copy_x else 0
+    n_weight_blocks = (K + 15) // 16 if copy_w else 0
+    for task in prange(n_planes + n_weight_blocks):
+        if task < n_planes:                            # one plane of the padded (or cropped) copy
+            n, c = task // C, task % C
+            a = scale[c]
+            for i in range(Hp):
+                h = i - qh
+                if h < 0 or h >= H:
+                    xpad[n, c, i, :] = 0
+                    continue
+                if Wp == W:                            # no padding columns: a loop without that test, 2x faster
+                    for j in range(W):
+                        drop = (gated and not gate[n, c, h, j] > 0) or (clip and x[n, c, h, j] < 0)
+                        xpad[n, c, i, j] = 0 if drop else x[n, c, h, j] * a
+                    continue
+                for j in range(Wp):
+                    v = j - qw
+                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0) or (clip and x[n, c, h, v] < 0):
+                        xpad[n, c, i, j] = 0
+                    else:
+                        xpad[n, c, i, j] = x[n, c, h, v] * a
+        else:                                          # the weights of 16 output channels
+            k0 = (task - n_planes) * 16
+            k1 = min(K, k0 + 16)
+            for r in range(R):
+                for s in range(S):
+                    if transposed:                     # write 16 consecutive k at a time
+                        for c in range(Cw):
+                            for k in range(k0, k1):
+                                taps[R - 1 - r, S - 1 - s, c, k] = w[k, c, r, s]
+                    else:
+                        for k in range(k0, k1):
+                            for c in range(Cw):
+                                taps[r, s, k, c] = w[k, c, r, s]
+
+
+@njit(parallel=True, cache=True)
+def _phase_planes(x, planes, phases, sh, sw, ph, pw):
+    """planes[n, p, c, i, j] = x[n, c, sh*i + a - ph, sw*j + b - pw] (0 outside x), (a, b) = phases[p]."""
+    N, C, H, W = x.shape
+    P, Hp, Wp = planes.shape[1], planes.shape[3], planes.shape[4]
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for p in range(P):
+            a, b = phases[p, 0], phases[p, 1]
+            for i in range(Hp):
+                h = sh * i + a - ph
+                if h < 0 or h >= H:
+                    planes[n, p, c, i, :] = 0
+                    continue
+                for j in range(Wp):
+                    v = sw * j + b - pw
+                    planes[n, p, c, i, j] = x[n, c, h, v] if 0 <= v < W else 0
+
+
+@njit(parallel=True, cache=True)
+def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual, plain, out, rows, kblock, wide):
+    """out[n, k, i, j] = epilogue(sum_{r, s, c} taps[r, s, k, c] * planes[n].flat[tap_at[r, s] + c*Hp*Wp + i*Wp + j]).
+
+    planes (N, P, C, Hp, Wp): the padded input (P = 1; tap (r, s) starts at r*dh*Wp + s*dw) or its phase
+    planes (a strided convolution, ``_phase_planes``); taps (R, S, K, C) or, with ``trans``, stored as
+    (R, S, C, K); out (N, K, OH, OW), OW <= Wp; wide (threads, kblock * L): per-thread wide output rows,
+    unused when Wp == OW. A non-empty ``table`` (the tiled GEMM's rows by table): taps is W (1, 1, K, C*R*S)
+    and each task one product, B's row q = (c, r, s) starting at table[q] = c*Hp*Wp + tap_at[r, s].
+    """
+    N, P, C, Hp, Wp = planes.shape
+    K = out.shape[1]
+    R, S = taps.shape[0], taps.shape[1]
+    OH, OW = out.shape[2], out.shape[3]
+    threads = wide.shape[0]
+    n_rb, n_kb = (OH + rows - 1) // rows, (K + kblock - 1) // kblock
+    n_tasks = N * n_rb * n_kb
+    direct = Wp == OW
+    xf, tf, of = planes.reshape(planes.size), taps.reshape(taps.size), out.reshape(out.size)
+    for t in prange(threads):
+        for task in range(t, n_tasks, threads):
+            n, rb, kb = task // (n_rb * n_kb), (task // n_kb) % n_rb, task % n_kb
+            i0, k0 = rb * rows, kb * kblock
+            i1, k1 = min(OH, i0 + rows), min(K, k0 + kblock)
+            L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
+            c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
+            image = n * P * C * Hp * Wp + i0 * Wp
+            if table.size:
+                # one product of depth C*R*S: C[k, l] = W[k, :] @ planes[n].flat[i0*Wp + table[:] + l]   (kq,qL->kL)
+                depth = table.size
+                tiled_gemm_rows(k1 - k0, L, depth, tf, k0 * depth, depth, xf, image, table, c, c_off, ldc)
+            elif direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
+                # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
+                tiled_gemm_epilogue(k1 - k0, L, C, tf, k0 * C, C, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
+                                    ldc, scale, bias, k0, relu, residual)
+                continue
+            else:
+                for r in range(R):
+                    for s in range(S):
+                        # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]  (kc,cL->kL)
+                        a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
+                        gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
+                             Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
+            # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
+            # indexing, as a view per row would make both threads contend on the array's reference count.
+            # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do
+            if direct and plain:
+                continue
+            for k in range(k0, k1):
+                for i in range(i0, i1):
+                    if direct:
+                        for j in range(OW):
+                            out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu, residual,
+                                                       (n, k, i, j))
+                    else:
+                        at = (k - k0) * L + (i - i0) * Wp
+                        for j in range(OW):
+                            out[n, k, i, j] = epilogue(wide[t, at + j], scale[k], bias[k], relu, residual,
+                                                       (n, k, i, j))
