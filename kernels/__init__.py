@@ -10,9 +10,12 @@ Every module provides::
                                                  out = conv * scale[k] + b[k] (+ residual, then max(., 0)
                                                  with relu): an inference batch norm, a residual join
                                                  and a ReLU fused into the conv
-    conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False)
+    conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False,
+                          residual=None)
                                                  -> dx for dout * scale[k] where gate > 0 (clip: max(dout, 0)
-                                                 first): a fused ReLU (gate = its output) and BN backward
+                                                 first): a fused ReLU (gate = its output) and BN backward;
+                                                 dx + residual with a residual (x's shape): the gradient
+                                                 of a block's shortcut, summed as dx is written
     conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation) -> dw
     maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (out, argmax)
     maxpool2d_backward(dout, argmax, x_shape) -> dx
@@ -25,7 +28,8 @@ Every module provides::
     add_relu(a, b) -> out                        out = max(a + b, 0)   (a residual join and its ReLU)
     add(a, b) -> out                             out = a + b   (the gradients of a residual join, summed)
 
-The fused forms (``scale``/``relu``/``residual`` of the forward, ``scale``/``gate``/``clip`` of the input gradient) are
+The fused forms (``scale``/``relu``/``residual`` of the forward, ``scale``/``gate``/``clip``/``residual`` of the input
+gradient) are
 called only by ``minixai.fusion``; the layers call the plain ones.
 
 Shapes: x (N, C, H, W), w (K, C, R, S), b (K,) or None, out/dout (N, K, H', W') with

@@ -279,10 +279,11 @@ def tiled_gemm_rows(m, n, k, a, a_off, lda, b, b_off, rows_at, c, c_off, ldc):
 
 
 @njit(cache=True, nogil=True)
-def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, scale, bias, row0, relu, residual):
-    """C = A @ B through the convolutions' epilogue, on flat arrays from the given offsets:
+def tiled_gemm_epilogue(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, scale, bias, row0, relu,
+                        residual):
+    """C = op(A) @ B through the convolutions' epilogue, on flat arrays from the given offsets:
 
-    C[r, j] = max(scale[row0 + r] * (A @ B)[r, j] + bias[row0 + r] (+ residual[c_off + r*ldc + j]), 0 if relu)
+    C[r, j] = max(scale[row0 + r] * (op(A) @ B)[r, j] + bias[row0 + r] (+ residual[c_off + r*ldc + j]), 0 if relu)
 
     ``residual`` (None or a flat array laid out as C) is a ResNet block's shortcut. The tile kernels apply
     this as they store each tile of C, so the output is written once and never read back. Needs the switch
@@ -294,7 +295,7 @@ def tiled_gemm_epilogue(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, sc
         flags |= RESIDUAL
         pres = np.int64(residual.ctypes.data) + c_off * size
     pscale, pbias = np.int64(scale.ctypes.data) + row0 * size, np.int64(bias.ctypes.data) + row0 * size
-    _tiled(False, m, n, k, a, a_off, lda, b, b_off, ldb, _NO_TABLE, flags, c, c_off, ldc, pscale, pbias, pres)
+    _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, _NO_TABLE, flags, c, c_off, ldc, pscale, pbias, pres)
     if k == 0:                                  # the empty sum's epilogue, which no tile kernel ran
         for i in range(m):
             for j in range(c_off + i * ldc, c_off + i * ldc + n):

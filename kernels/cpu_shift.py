@@ -100,10 +100,10 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
                 # one product of depth C*R*S: C[k, l] = W[k, :] @ planes[n].flat[i0*Wp + table[:] + l]   (kq,qL->kL)
                 depth = table.size
                 tiled_gemm_rows(k1 - k0, L, depth, tf, k0 * depth, depth, xf, image, table, c, c_off, ldc)
-            elif direct and R * S == 1 and not plain and not trans and tiled_gemm_on():
+            elif direct and R * S == 1 and not plain and tiled_gemm_on():
                 # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
-                tiled_gemm_epilogue(k1 - k0, L, C, tf, k0 * C, C, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
-                                    ldc, scale, bias, k0, relu, residual)
+                tiled_gemm_epilogue(trans, k1 - k0, L, C, tf, k0 if trans else k0 * C, K if trans else C, xf,
+                                    image + tap_at[0, 0], Hp * Wp, c, c_off, ldc, scale, bias, k0, relu, residual)
                 continue
             else:
                 for r in range(R):

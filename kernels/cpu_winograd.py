@@ -78,12 +78,12 @@ def conv3x3_forward(x, w, scale, bias, relu, padding, out, buffer, residual=None
     _run(x, padding, w, False, _IDENTITY, scale, bias, relu, out, buffer, residual=residual)
 
 
-def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer):
-    """dx for dout * scale[k] where gate > 0 (clip: dout's negative part dropped first), as
+def conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, buffer, residual=None):
+    """dx (+ residual) for dout * scale[k] where gate > 0 (clip: dout's negative part dropped first), as
     ``cpu.conv2d_backward_input``: the forward kernel on dout padded by 2 - P, with U flipped."""
     C = w.shape[1]
     _run(dout, (2 - padding[0], 2 - padding[1]), w, True, _FLIPPED, np.ones(C, dx.dtype),
-         np.zeros(C, dx.dtype), False, dx, buffer, scale, gate, clip)
+         np.zeros(C, dx.dtype), False, dx, buffer, scale, gate, clip, residual)
 
 
 def schedule(C, K, out_shape, itemsize, threads):

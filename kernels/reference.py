@@ -37,8 +37,10 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
 
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
-    """dx = d out / d x contracted with dout: every output spreads w * dout[n, k, i, j] back over its window."""
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False,
+                          residual=None):
+    """dx = d out / d x contracted with dout: every output spreads w * dout[n, k, i, j] back over its window
+    (plus `residual`, if given)."""
     dout = gated_gradient(dout, scale, gate, clip)
     N, C, H, W = x_shape
     K, _, R, S = w.shape
@@ -50,7 +52,8 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
                 for j in range(OW):
                     rows, cols = _window(i, stride[0], dilation[0], R), _window(j, stride[1], dilation[1], S)
                     dxpad[n, :, rows, cols] += w[k] * dout[n, k, i, j]
-    return dxpad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W]
+    dx = dxpad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W]
+    return dx if residual is None else dx + residual
 
 
 def conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation):

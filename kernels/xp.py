@@ -82,8 +82,13 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     return out.reshape(N, K, OH, OW)
 
 
-def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
-    dout = gated_gradient(dout, scale, gate, clip)
+def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False,
+                          residual=None):
+    dx = _backward_input(gated_gradient(dout, scale, gate, clip), w, x_shape, stride, padding, dilation)
+    return dx if residual is None else dx + residual
+
+
+def _backward_input(dout, w, x_shape, stride, padding, dilation):
     xp = array_module(dout)
     N, C, H, W = x_shape
     K, _, R, S = w.shape

@@ -11,6 +11,8 @@ kernels can do each direction in one. `fuse` rewrites a model's layer tree into 
     AddReLU(add, relu)         forward:  max(a + b, 0) in one pass (a residual join and its ReLU)
     ConvJoin(unit, add, relu)  forward:  max(bn(conv(h)) + shortcut, 0): a ResNet block's last ConvUnit
                                          with the join and its ReLU in the convolution's epilogue
+    FusedResidual(block)       backward: the shortcut's gradient added to the main path's as its first
+                                         ConvUnit's input-gradient kernel writes dx
 
 Containers are fused inside: a Sequential's chain, a residual block's main path and shortcut, each branch of
 a Concat (Inception's blocks, whose BasicConv2d conv -> bn -> relu become ConvUnits).
@@ -149,17 +151,18 @@ class ConvUnit(Layer):
             tape.keep(self.bn)
         return out
 
-    def backward(self, ctx, dout, rule):
+    def backward(self, ctx, dout, rule, plus=None):
+        """dx (+ plus: the gradient of a residual block's shortcut, added as dx is written when fused)."""
         step = relu_step(rule) if ctx.fused else None
         if step is None:
             for layer in reversed(self.layers):
                 dout = ctx.backward(layer, dout, rule)
-            return dout
+            return dout if plus is None else kernels(dout).add(dout, plus)
         ctx.tape.note_grad(self.layers[-1], dout)
-        return self.fused_backward(ctx, dout, step)
+        return self.fused_backward(ctx, dout, step, plus)
 
-    def fused_backward(self, ctx, dout, step):
-        """dx of conv -> bn -> relu under `step`, in one kernel call (after a fused forward)."""
+    def fused_backward(self, ctx, dout, step, plus=None):
+        """dx (+ plus) of conv -> bn -> relu under `step`, in one kernel call (after a fused forward)."""
         contexts, conv = ctx.tape.contexts, self.conv
         scale = self.bn.scale_shift(dout.dtype)[0] if self.bn is not None else None
         gate = contexts[self.relu].out if self.relu is not None and step.masked else None
@@ -167,7 +170,7 @@ class ConvUnit(Layer):
         x_shape = (dout.shape[0], *contexts[conv].x.shape[1:])
         return kernels(dout).conv2d_backward_input(dout, conv.weight.astype(dout.dtype, copy=False), x_shape,
                                                conv.stride, conv.padding, conv.dilation, scale=scale, gate=gate,
-                                               clip=clip)
+                                               clip=clip, residual=plus)
 
     def __repr__(self):
         return "ConvUnit(" + ", ".join(repr(layer) for layer in self.layers) + ")"
@@ -242,7 +245,21 @@ class FusedResidual(Layer):
         d_main, d_identity = ctx.backward(self.join, dout, rule)
         if self.shortcut is not None:
             d_identity = ctx.backward(self.shortcut, d_identity, rule)
-        return kernels(d_main).add(ctx.backward(self.main, d_main, rule), d_identity)
+        return self.main_backward(ctx, d_main, rule, plus=d_identity)
+
+    def main_backward(self, ctx, dout, rule, plus):
+        """The main path's input gradient + plus (the shortcut's): ``ctx.backward(self.main, ...)`` and an add,
+        but with the add in the first unit's kernel when that is a ConvUnit (one pass less over the block's
+        input gradient)."""
+        units = list(self.main.layers.values())
+        if not units or not isinstance(units[0], ConvUnit):
+            return kernels(dout).add(ctx.backward(self.main, dout, rule), plus)
+        tape = ctx.tape
+        tape.note_grad(self.main, dout)                   # as tape.backward(self.main, ...) would
+        for unit in reversed(units[1:]):
+            dout = ctx.backward(unit, dout, rule)
+        tape.note_grad(units[0], dout)
+        return units[0].backward(tape.contexts[units[0]], dout, rule, plus=plus)
 
 
 def fusable(tape, layers, hidden):

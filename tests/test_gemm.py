@@ -80,13 +80,15 @@ def test_the_tiled_product_is_numpys(tiled, m, n, k, trans_a, beta, dtype, pads,
 
 @SETTINGS
 @given(m=st.integers(1, 30), n=st.integers(1, 100), k=st.sampled_from([0, 1, 5, 255, 256, 257, 600]),
-       relu=st.booleans(), with_residual=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       pads=st.tuples(*[st.integers(0, 5)] * 3), offsets=st.tuples(*[st.integers(0, 9)] * 3),
-       row0=st.integers(0, 4), seed=st.integers(0, 2 ** 31))
-def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, relu, with_residual, dtype, pads, offsets, row0, seed):
-    """C = max(scale * (A @ B) + bias (+ residual), 0 if relu), applied once, after the last chunk of the depth."""
+       trans_a=st.booleans(), relu=st.booleans(), with_residual=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), pads=st.tuples(*[st.integers(0, 5)] * 3),
+       offsets=st.tuples(*[st.integers(0, 9)] * 3), row0=st.integers(0, 4), seed=st.integers(0, 2 ** 31))
+def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, trans_a, relu, with_residual, dtype, pads, offsets, row0,
+                                         seed):
+    """C = max(scale * (op(A) @ B) + bias (+ residual), 0 if relu), applied once, after the last chunk of the
+    depth (A transposed: a 1x1 convolution's input gradient, its shortcut's gradient as the residual)."""
     rng = np.random.default_rng(seed)
-    (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, False, pads, offsets)
+    (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, trans_a, pads, offsets)
     C[...] = np.nan                                     # C is overwritten, never read
     scale, bias = rng.standard_normal(row0 + m).astype(dtype), rng.standard_normal(row0 + m).astype(dtype)
     residual = rng.standard_normal(c.size).astype(dtype) if with_residual else None
@@ -95,8 +97,8 @@ def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, relu, with_residual, dt
         expected += residual[offsets[2]:offsets[2] + m * ldc].reshape(m, ldc)[:, :n]
     expected = np.maximum(expected, 0) if relu else expected
     before = c.copy()
-    cpu_gemm.tiled_gemm_epilogue(m, n, k, a, offsets[0], lda, b, offsets[1], ldb, c, offsets[2], ldc, scale, bias,
-                                 row0, relu, residual)
+    cpu_gemm.tiled_gemm_epilogue(trans_a, m, n, k, a, offsets[0], lda, b, offsets[1], ldb, c, offsets[2], ldc, scale,
+                                 bias, row0, relu, residual)
     tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(max(k, 1))
     bound = tolerance * (np.abs(scale[row0:, None]) * (np.abs(A) @ np.abs(B)) + np.abs(bias[row0:, None]) + 1)
     assert np.all(np.abs(C - expected) <= bound)

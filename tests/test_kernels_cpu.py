@@ -101,8 +101,9 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation)
     gate = rng.standard_normal(out.shape).astype(dtype) if relu else None          # a fused ReLU's output
+    shortcut = rng.standard_normal(x_shape).astype(dtype) if with_residual else None    # its gradient, summed
     dx_gated = reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate,
-                                               clip=with_bias)       # guided backprop's clipped ReLU
+                                               clip=with_bias, residual=shortcut)  # clip: guided backprop's ReLU
     dw = reference.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation)
     for name in ("winograd", "winograd by thread", "shift", "folded", "im2col"):
         with path(name, task_columns) as calls:
@@ -113,7 +114,7 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
                                             residual=residual), fused, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation), dx, dtype)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=scale,
-                                                   gate=gate, clip=with_bias), dx_gated, dtype)
+                                                   gate=gate, clip=with_bias, residual=shortcut), dx_gated, dtype)
             assert calls[0] == (4 if winograd else 0)          # the path under test is the path that ran
             assert_close(cpu.conv2d_backward_weight(dout, x, w_shape, stride, padding, dilation), dw, dtype)
 
@@ -123,7 +124,8 @@ def test_conv2d_default_paths_on_wider_layers():
     large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
     3x3 on phase planes and by im2col (a 6x6 output), an RGB 7x7/2 and a 5x5 with their taps folded into one
     product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows); each plain and with
-    the epilogue fused."""
+    the epilogue fused, and the input gradient with a batch norm's scale (folded into the weights where they
+    are the smaller copy), with and without a ReLU's gate, plus a shortcut's gradient."""
     rng = np.random.default_rng(0)
     layers = [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
               ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
@@ -153,7 +155,13 @@ def test_conv2d_default_paths_on_wider_layers():
                                                   residual=residual), np.float64)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)),
                          reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1)), np.float64)
-    assert calls[0] == 6                       # the two Winograd shapes: forward, fused forward, backward
+            shortcut = rng.standard_normal(x_shape)
+            for gate in (None, rng.standard_normal(out.shape)):
+                assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1), scale=scale,
+                                                       gate=gate, residual=shortcut),
+                             reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1), scale=scale,
+                                                             gate=gate, residual=shortcut), np.float64)
+    assert calls[0] == 10                      # the two Winograd shapes: forward, fused forward, 3 backward
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
