@@ -95,6 +95,12 @@ def test_conv2d_fused_scale_and_relu(case, relu, seed):
         dx = module.conv2d_backward_input(dout, w, x.shape, stride, padding, dilation, scale=scale,
                                           gate=expected if relu else None, clip=True)
         np.testing.assert_allclose(dx, clipped_dx, rtol=1e-10, atol=1e-10)
+    # a residual block's shortcut gradient, added to dx
+    shortcut = np.random.default_rng(seed + 3).standard_normal(x.shape)
+    for module in (reference, xp):
+        dx = module.conv2d_backward_input(dout, w, x.shape, stride, padding, dilation, scale=scale,
+                                          gate=expected if relu else None, residual=shortcut)
+        np.testing.assert_allclose(dx, reference_dx + shortcut, rtol=1e-10, atol=1e-10)
 
 
 def test_conv2d_keeps_float32():
