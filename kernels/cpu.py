@@ -57,6 +57,10 @@ MIN_PHASE_PLANE = 100
 # 1.3x im2col's; a 5x5 48 -> 64 channels 1.1x / 1.15x a product per tap's, a 3x3 with 32-256 channels 0.95-1.1x
 # / 0.88-0.95x; an RGB 3x3 0.9x / 0.8x im2col's at batch 1 (its output's memory traffic dominates)
 FOLD_MIN_TAPS = 10
+# ... and any kernel wider than 1x1 at stride 1 with 100-399 outputs (batch 1: 14x14, 17x17), against Winograd /
+# im2col with cold weights: 256 channels on 14x14 1.22x / 1.17x, 512 on 14x14 1.21x / 1.29x, 192 on 17x17 1.1x / 1.13x,
+# 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x)
+FOLD_MAX_OUTPUTS = 400
 SCALE_WEIGHTS = 1
 
 
@@ -109,12 +113,13 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     scale = scale if scale is not None else np.ones(K, x.dtype)
     threads = numba.get_num_threads()
     # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
-    folded = _folds_taps(R * S)
+    few = _folds_few_outputs(stride, (R, S), min(C, K), N, OH * OW)
+    folded = few or _folds_taps(R * S)
     depth = C * R * S if folded else C
     with single_threaded_blas():
-        if cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
+        if not few and cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
             cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer, residual)
-        elif _use_shift_gemm(stride, padding, (R, S), min(depth, K), OH * OW):
+        elif few or _use_shift_gemm(stride, padding, (R, S), min(depth, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False, folded=folded)
             _shift_gemm_any(xpad, (R, S), taps, trans, scale, bias, relu, out, dilation, threads, plain, residual,
                             folded)
@@ -143,6 +148,14 @@ def _folds_taps(taps):
     """Whether a forward shift GEMM is one product per task with the taps in its depth (the tiled GEMM's rows
     by table) rather than one product per tap: for kernels of more than FOLD_MIN_TAPS taps."""
     return taps >= FOLD_MIN_TAPS and cpu_gemm.is_on()
+
+
+def _folds_few_outputs(stride, kernel, channels, n_images, plane):
+    """A forward stride-1 convolution wider than 1x1 with few outputs (under FOLD_MAX_OUTPUTS in the batch, at
+    least MIN_PHASE_PLANE per image) runs as a shift GEMM with its taps folded into one product: there it beat
+    both Winograd and im2col."""
+    return (tuple(stride) == (1, 1) and tuple(kernel) != (1, 1) and channels >= MIN_SHIFT_CHANNELS
+            and MIN_PHASE_PLANE <= plane and n_images * plane < FOLD_MAX_OUTPUTS and cpu_gemm.is_on())
 
 
 def _use_phase_planes(stride, kernel, channels, plane):

@@ -49,12 +49,13 @@ def path(name, task_columns):
     """Force Winograd, the shift-GEMM (strided: on phase planes; "folded": the taps of any kernel wider than 1x1
     in one product, with the tiled GEMM) or the im2col path, with small tasks (module constants, restored);
     yields the count of `winograd_calls`."""
-    saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.TASK_COLUMNS,
-             cpu.MIN_CHANNEL_BLOCK)
+    saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
+             cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
     saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
                       cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = cpu.MIN_PHASE_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.FOLD_MIN_TAPS = 2 if name == "folded" else 10 ** 9
+    cpu.FOLD_MAX_OUTPUTS = 10 ** 9 if name == "folded" else 0      # "folded": stride 1 too, whatever the plane
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
     cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = 64 * task_columns   # chunks of 1-3 tile rows
@@ -63,8 +64,8 @@ def path(name, task_columns):
         with winograd_calls() as calls:
             yield calls
     finally:
-        (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.TASK_COLUMNS,
-         cpu.MIN_CHANNEL_BLOCK) = saved
+        (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
+         cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
         (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
          cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
@@ -123,12 +124,13 @@ def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
     large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
     3x3 on phase planes and by im2col (a 6x6 output), an RGB 7x7/2 and a 5x5 with their taps folded into one
-    product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows); each plain and with
+    product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows), a 3x3 and a 1x7 with
+    few outputs folded too (the 3x3's input gradient by Winograd); each plain and with
     the epilogue fused, and the input gradient with a batch norm's scale (folded into the weights where they
     are the smaller copy), with and without a ReLU's gate, plus a shortcut's gradient."""
     rng = np.random.default_rng(0)
     layers = [((1, 3, 20, 18), (16, 3, 3, 3), (1, 1), (1, 1)),
-              ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
+              ((2, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
               ((3, 64, 9, 11), (96, 64, 3, 3), (1, 1), (0, 2)),
               ((2, 32, 9, 11), (64, 32, 3, 3), (1, 1), (1, 1)),
               ((1, 64, 6, 6), (128, 64, 3, 3), (1, 1), (2, 1)),
@@ -140,7 +142,9 @@ def test_conv2d_default_paths_on_wider_layers():
               ((1, 32, 12, 12), (48, 32, 3, 3), (2, 2), (1, 1)),
               ((2, 3, 30, 28), (16, 3, 7, 7), (2, 2), (3, 3)),
               ((1, 3, 45, 36), (16, 3, 7, 7), (2, 2), (3, 3)),
-              ((1, 20, 17, 19), (24, 20, 5, 5), (1, 1), (2, 2))]
+              ((1, 20, 17, 19), (24, 20, 5, 5), (1, 1), (2, 2)),
+              ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
+              ((1, 32, 17, 17), (48, 32, 1, 7), (1, 1), (0, 3))]
     with winograd_calls() as calls:
         for x_shape, w_shape, stride, padding in layers:
             x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -161,7 +165,7 @@ def test_conv2d_default_paths_on_wider_layers():
                                                        gate=gate, residual=shortcut),
                              reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1), scale=scale,
                                                              gate=gate, residual=shortcut), np.float64)
-    assert calls[0] == 10                      # the two Winograd shapes: forward, fused forward, 3 backward
+    assert calls[0] == 13        # two Winograd shapes: forward, fused forward, 3 backward; a folded 3x3's 3 backward
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
