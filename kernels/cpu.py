@@ -13,10 +13,13 @@ the padded width Wp (the last S-1 columns of each are junk) and copy the valid o
 "epilogue": out = max(scale[k] * acc + bias[k] (+ residual), 0): an inference batch norm, a ResNet block's
 join and a ReLU after the convolution cost nothing extra there (``minixai.fusion`` decides when to fuse).
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
-Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``). A strided convolution's
+Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``); a fused batch norm's scale
+with no ReLU step goes into the weights instead where they are the smaller copy, and the gradient of a
+ResNet block's shortcut (``residual``) is added by the epilogue. A strided convolution's
 forward is the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled
 GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product
-per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``). Layers with few channels (an RGB
+per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so does, forward, any kernel
+wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes). Layers with few channels (an RGB
 3x3), small planes (14x14, 7x7) and the strided convolutions' input gradients use im2col / col2im on one
 block of rows at a time (``cpu_im2col``), and the weight gradient (training only) im2col with one partial
 sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``. Deep 3x3 stride-1 layers go to Winograd's
@@ -61,7 +64,6 @@ FOLD_MIN_TAPS = 10
 # im2col with cold weights: 256 channels on 14x14 1.22x / 1.17x, 512 on 14x14 1.21x / 1.29x, 192 on 17x17 1.1x / 1.13x,
 # 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x)
 FOLD_MAX_OUTPUTS = 400
-SCALE_WEIGHTS = 1
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -252,7 +254,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     threads = numba.get_num_threads()
     dx = cpu_memory.empty((N, C, H, W), dout.dtype)
     winograd = cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW))
-    if SCALE_WEIGHTS and scale is not None and gate is None and not clip and not winograd and w.size <= dout.size:
+    if scale is not None and gate is None and not clip and not winograd and w.size <= dout.size:
         # a batch norm's scale with no ReLU step (a block's last unit, its shortcut): dx = W^T (scale * dout)
         # = (scale * W)^T dout, and W is the smaller copy (batch 8: 1x1 layers' input gradient 1.14x faster)
         w = np.multiply(w, scale.reshape(K, 1, 1, 1), out=_buffer("scaled_w", w.size, w.dtype).reshape(w.shape))
