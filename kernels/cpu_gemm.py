@@ -329,8 +329,10 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
     by_table = table.size > 0
     thin = n % width if n > width and n % width <= THIN_COLUMNS else 0
     wide = n - thin                             # the columns the tile kernels take
-    sums = np.zeros(thin * m, c.dtype)          # the thin columns' sums over the depth, sums[j * m + r]
-    column = np.empty(thin * KC, c.dtype)       # B's thin columns in one chunk of the depth, column[j * KC + p]
+    if thin:                                    # (allocated only here: Numba's allocator counts every array in
+        sums = np.zeros(thin * m, c.dtype)      # shared counters, which two threads' calls contend on)
+        column = np.empty(thin * KC, c.dtype)   # the thin columns' sums over the depth, sums[j * m + r]; B's
+                                                # thin columns in one chunk of the depth, column[j * KC + p]
     for p0 in range(0, k, KC):
         kc = min(KC, k - p0)
         step = ((flags & ADD) if p0 == 0 else ADD) | (TABLE if by_table else 0)
