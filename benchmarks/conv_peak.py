@@ -51,17 +51,17 @@ def profile(batch, reps):
     stats = collections.defaultdict(lambda: [0.0, 0.0])
     forward, backward = cpu.conv2d_forward, cpu.conv2d_backward_input
 
-    def timed_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, residual=None):
+    def timed_forward(x, w, b, stride, padding, dilation, **fused):       # fused: scale, relu, residual
         start = time.perf_counter()
-        out = forward(x, w, b, stride, padding, dilation, scale=scale, relu=relu, residual=residual)
+        out = forward(x, w, b, stride, padding, dilation, **fused)
         entry = stats[("forward", kind(w, stride))]
         entry[0] += time.perf_counter() - start
         entry[1] += 2.0 * out.size * w[0].size
         return out
 
-    def timed_backward(dout, w, x_shape, stride, padding, dilation, scale=None, gate=None, clip=False):
+    def timed_backward(dout, w, x_shape, stride, padding, dilation, **fused):  # scale, gate, clip, residual
         start = time.perf_counter()
-        dx = backward(dout, w, x_shape, stride, padding, dilation, scale=scale, gate=gate, clip=clip)
+        dx = backward(dout, w, x_shape, stride, padding, dilation, **fused)
         entry = stats[("input gradient", kind(w, stride))]
         entry[0] += time.perf_counter() - start
         entry[1] += 2.0 * dout.size * w[0].size

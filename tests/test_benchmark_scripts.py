@@ -1,0 +1,36 @@
+"""The benchmark scripts' own accounting, run once, small. They wrap the kernels to time them: a wrapper that
+forgets an argument the kernels gained breaks them (as conv_peak.py's did when the input gradient took the
+shortcut's gradient), and a share of the peak is only as true as the flop count under it."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from minixai import models
+from minixai.layers import Conv2d
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conv_peak_times_every_convolution_of_resnet50_and_counts_its_flops():
+    stats, total = load("conv_peak").profile(batch=1, reps=1)
+    # what a direct convolution does, from each Conv2d's shapes: 2 C R S multiply-adds per output, forward, and as
+    # many for the input gradient (a saliency pass needs it down to the image, the first layer's too)
+    model = models.resnet50(seed=0)
+    names = [name for name, layer in model.named_layers() if isinstance(layer, Conv2d)]
+    outputs = model.activations(np.zeros((1, 3, 224, 224), np.float32), names)
+    flops = sum(2.0 * outputs[name].size * model[name].weight[0].size for name in names)
+    assert len(names) == 53
+    for direction in ("forward", "input gradient"):
+        rows = {kind: value for (d, kind), value in stats.items() if d == direction}
+        assert set(rows) == {"first (7x7/2)", "1x1 stride 1", "1x1 stride 2", "3x3 stride 1", "3x3 stride 2"}
+        assert all(seconds > 0 for seconds, _ in rows.values())
+        assert sum(f for _, f in rows.values()) == flops
+    assert sum(seconds for seconds, _ in stats.values()) < total
