@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine_separate import MINIXAI
+from engine_separate import MINIXAI, SIZE
 
 # The tree to measure first (argv[5]): an editable install's hook is pointed at it before minixai is imported;
 # then engine_separate's timing of the minixai engine, unchanged; then a check of where minixai came from.
@@ -41,7 +41,8 @@ CHILD = REDIRECT + MINIXAI + CHECK
 
 
 def measure(tree, arch, batch, reps):
-    result = subprocess.run([sys.executable, "-c", CHILD, arch, str(batch), str(reps), "224", str(tree)],
+    size = str(SIZE.get(arch, 224))                  # Inception v3 at its 299x299
+    result = subprocess.run([sys.executable, "-c", CHILD, arch, str(batch), str(reps), size, str(tree)],
                             capture_output=True, text=True, cwd="/")
     if result.returncode:
         raise SystemExit(f"{tree}: {result.stderr.strip().splitlines()[-1]}")
