@@ -96,22 +96,22 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
             L = (i1 - i0 - 1) * Wp + OW        # wide rows i0..i1 as one contiguous run of the padded plane
             c, c_off, ldc = (of, ((n * K + k0) * OH + i0) * OW, OH * OW) if direct else (wide[t], 0, L)
             image = n * P * C * Hp * Wp + i0 * Wp
+            a_row, lda = (k0, K) if trans else (k0 * C, C)      # A's first row and row stride in each tap
             if table.size:
                 # one product of depth C*R*S: C[k, l] = W[k, :] @ planes[n].flat[i0*Wp + table[:] + l]   (kq,qL->kL)
                 depth = table.size
                 tiled_gemm_rows(k1 - k0, L, depth, tf, k0 * depth, depth, xf, image, table, c, c_off, ldc)
             elif direct and R * S == 1 and not plain and tiled_gemm_on():
                 # one tap whose rows are out's: the tiled GEMM's kernels apply the epilogue as they store C
-                tiled_gemm_epilogue(trans, k1 - k0, L, C, tf, k0 if trans else k0 * C, K if trans else C, xf,
-                                    image + tap_at[0, 0], Hp * Wp, c, c_off, ldc, scale, bias, k0, relu, residual)
+                tiled_gemm_epilogue(trans, k1 - k0, L, C, tf, a_row, lda, xf, image + tap_at[0, 0], Hp * Wp, c, c_off,
+                                    ldc, scale, bias, k0, relu, residual)
                 continue
             else:
                 for r in range(R):
                     for s in range(S):
                         # C[k, l] (+)= taps[r, s, k, :] @ planes[n, :, :, i0:, :].flat[tap_at[r, s] + l]  (kc,cL->kL)
-                        a_off = (r * S + s) * K * C + (k0 if trans else k0 * C)
-                        gemm(trans, False, k1 - k0, L, C, tf, a_off, K if trans else C, xf, image + tap_at[r, s],
-                             Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
+                        gemm(trans, False, k1 - k0, L, C, tf, (r * S + s) * K * C + a_row, lda, xf,
+                             image + tap_at[r, s], Hp * Wp, 0.0 if r == 0 and s == 0 else 1.0, c, c_off, ldc)
             # copy the valid columns out of the wide rows through the epilogue (bias, scale, ReLU); plain
             # indexing, as a view per row would make both threads contend on the array's reference count.
             # Written straight into `out` with an identity epilogue (an input gradient), nothing is left to do
