@@ -16,6 +16,10 @@ nothing, and on these shapes it ran 1.0-1.6x the BLAS's speed here (``python ben
   in short pieces of 8 rows far apart in memory; along the rows they make 8 long runs that the CPU's
   prefetchers follow. A 64 -> 256 channel 1x1 convolution at batch 8 on 56x56 with a ResNet block's
   shortcut took 0.68x the time; ResNet-50's batch-8 forward 0.95x;
+- the first row tile of each column block asks for the next block's rows of B from memory as it reads its
+  own (``AHEAD``): those rows are 192 bytes each, far apart, which no hardware prefetcher predicts. A
+  256 -> 64 channel 1x1 convolution at batch 8 on 56x56 took 0.80x the time forward, its transpose 0.84x;
+  ResNet-50 0.96-0.98x and VGG-16 0.97-0.985x at batch 1 and 8;
 - a pass of tiles costs the same for one valid column as for 48: the 49th column of a 7x7 plane made a
   2048 x 49 x 512 product 1.44x as slow as 2048 x 48 x 512 (1.7x with A transposed). So a last block of up
   to THIN_COLUMNS columns is summed row by row instead, with vectorised Numba loops, while A's block is in
@@ -35,12 +39,12 @@ Without AVX2 and FMA, or with MINIXAI_GEMM=blas, every product goes to the BLAS 
 import numpy as np
 from numba import njit
 
-from .cpu_tiles import (ADD, EPILOGUE, RELU, RESIDUAL, SHAPE, TABLE, config, is_on, switch, tile_kernels,
-                        vector_shape, _tile)
+from .cpu_tiles import (ADD, AHEAD, EPILOGUE, RELU, RESIDUAL, SHAPE, TABLE, config, is_on, switch,
+                        tile_kernels, vector_shape, _tile)
 
 # the products, and (from cpu_tiles) the switch, the tile shape and the kernels' flags: one door to the GEMM
 __all__ = ["tiled_gemm", "tiled_gemm_rows", "tiled_gemm_epilogue", "switch", "is_on", "config", "SHAPE",
-           "vector_shape", "tile_kernels", "ADD", "EPILOGUE", "RELU", "RESIDUAL", "TABLE"]
+           "vector_shape", "tile_kernels", "ADD", "AHEAD", "EPILOGUE", "RELU", "RESIDUAL", "TABLE"]
 
 KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
 MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
@@ -129,7 +133,7 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
                 b_at, b_rows = ((pb + n0 * size, np.int64(table.ctypes.data) + p0 * 8) if by_table
                                 else (pb + (p0 * ldb + n0) * size, ldb))
                 _tile(size, nv, pa + (m0 * a_rs + p0 * a_ps) * size, a_rs, a_ps, b_at, b_rows,
-                      pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step,
+                      pc + (m0 * ldc + n0) * size, ldc, kc, rows, last, step | (AHEAD if i == 0 else 0),
                       pscale + m0 * size, pbias + m0 * size, pres + (m0 * ldc + n0) * size)
                 if rows_first:
                     i, j = (i + 1, 0) if j + 1 == n_blocks else (i, j + 1)

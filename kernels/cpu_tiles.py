@@ -7,7 +7,8 @@ multiply-adds). The kernels are written in LLVM IR below (``_tile_kernel``), com
 imported for the CPU it runs on, and called from Numba under fixed names (as ``cpu_blas`` does for the
 BLAS). The last column vector is masked (only its valid lanes are read and written), and a tile with fewer
 than MR rows repeats its last row's loads and stores only the rows that exist. Flags make the same kernel
-add to C, apply a convolution's epilogue as it stores C, or read B's rows through a table of offsets.
+add to C, apply a convolution's epilogue as it stores C, read B's rows through a table of offsets, or ask
+for the next column block's rows of B from memory while it runs.
 
 On a CPU without AVX-512 the tiles are 6 x 2 vectors of 8 floats (AVX2 has 16 vector registers, not 32);
 without AVX2 and FMA the switch stays off and every product goes to the BLAS (``cpu_blas.gemm``).
@@ -20,7 +21,7 @@ from llvmlite import ir
 from numba import njit, types
 
 MAX_NV = 3                     # the kernels exist for 1..MAX_NV vectors per tile row (the linker needs all)
-ADD, EPILOGUE, RELU, RESIDUAL, TABLE = 1, 2, 4, 8, 16      # the tile kernels' flags
+ADD, EPILOGUE, RELU, RESIDUAL, TABLE, AHEAD = 1, 2, 4, 8, 16, 32      # the tile kernels' flags
 
 
 def vector_shape(features=None, wanted=None):
@@ -54,7 +55,8 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
     elements; the vector count is fixed). The epilogue is ``cpu_pointwise.epilogue``'s arithmetic, in its
     order and without fused multiply-adds, so that it rounds as that function does. With flags & TABLE, ldb
     is the address of a table of int64 offsets and B's row p starts at B[ldb[p]] instead of B[p*ldb] (the
-    test is the same at every step, and LLVM takes it out of the loop)."""
+    test is the same at every step, and LLVM takes it out of the loop). With flags & AHEAD, step p also
+    prefetches the nv vectors of B's row p that follow the tile's columns (the next column block's)."""
     vec = ir.VectorType(scalar, lanes)
     mask_t = ir.VectorType(ir.IntType(1), lanes)
     size = 4 if isinstance(scalar, ir.FloatType) else 8
@@ -118,6 +120,11 @@ def _tile_kernel(module, name, scalar, lanes, mr, nv):
     b_row.add_incoming(strided, strided_block)
     b_vec = [bld.call(load, [bld.bitcast(at(b, bld.add(b_row, ir.Constant(_i64, v * lanes))), vptr_t),
                              ir.Constant(_i32, size), masks[v], zero]) for v in range(nv)]
+    with bld.if_then(flag(AHEAD)):            # ask for the next column block's row p of B
+        for v in range(nv):
+            line = at(b, bld.add(b_row, ir.Constant(_i64, (nv + v) * lanes)))
+            bld.call(prefetch, [bld.bitcast(line, _i8p), ir.Constant(_i32, 0), ir.Constant(_i32, 3),
+                                ir.Constant(_i32, 1)])
     a_col = bld.mul(p, a_ps)
     new = []
     for r in range(mr):
