@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_blas import gemm
+from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue
 from .cpu_pointwise import epilogue
 
 
@@ -17,19 +18,26 @@ def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
     """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     L = (i1 - i0) * OW
+    xf = x.reshape(x.size)
     for c in range(C):
         for r in range(R):
             for s in range(S):
                 base = ((c * R + r) * S + s) * L
+                shift = s * dw - pw                     # column j reads v = j*sw + shift, inside x for
+                j0 = min(OW, max(0, (sw - 1 - shift) // sw))            # j0 <= j < j1
+                j1 = max(j0, min(OW, (W - 1 - shift) // sw + 1))
                 for i in range(i0, i1):
                     h = i * sh - ph + r * dh
                     at = base + (i - i0) * OW
                     if h < 0 or h >= H:
                         cols[at:at + OW] = 0
                         continue
-                    for j in range(OW):
-                        v = j * sw - pw + s * dw
-                        cols[at + j] = x[n, c, h, v] if 0 <= v < W else 0
+                    cols[at:at + j0] = 0
+                    cols[at + j1:at + OW] = 0
+                    # flat, unsigned indices and no test per column (as col2im)
+                    src = ((n * C + c) * H + h) * W + shift
+                    for j in range(j0, j1):
+                        cols[np.uint64(at + j)] = xf[np.uint64(src + j * sw)]
 
 
 @njit(parallel=True, cache=True)
@@ -52,8 +60,12 @@ def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, d
             if built != n * n_rb + rb:
                 im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
                 built = n * n_rb + rb
-            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L,
-                 0.0, of, ((n * K + k0) * OH + i0) * OW, OH * OW)
+            at = ((n * K + k0) * OH + i0) * OW
+            if tiled_gemm_on():         # the tile kernels apply the epilogue as they store the output
+                tiled_gemm_epilogue(False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L, of, at, OH * OW,
+                                    scale, bias, k0, relu, residual)
+                continue
+            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L, 0.0, of, at, OH * OW)
             for k in range(k0, k1):
                 for i in range(i0, i1):
                     for j in range(OW):
