@@ -123,8 +123,9 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
                 column[j * KC + p] = b[b_off + (table[p0 + p] if by_table else (p0 + p) * ldb) + wide + j]
         for m1 in range(0, m, block):               # A's block of rows stays in L2 across the column blocks
             n_blocks, n_tiles = (wide + width - 1) // width, (min(m, m1 + block) - m1 + mr - 1) // mr
-            i = j = 0                               # the row tile and column block, walked down each column
-            for _ in range(n_blocks * n_tiles):     # block, or (rows_first) along each row tile
+            # the row tile i and column block j, walked down each column block, or (rows_first) along each row tile
+            i = j = 0
+            for _ in range(n_blocks * n_tiles):
                 m0, n0 = m1 + i * mr, j * width
                 rows, cols = min(mr, m - m0), min(width, wide - n0)
                 nv = nv_max if cols == width else (cols + lanes - 1) // lanes
