@@ -112,3 +112,24 @@ def test_an_unknown_gemm_name_is_refused():
     result = subprocess.run([sys.executable, "-c", "import minixai.kernels.cpu_blas"], env=env, capture_output=True,
                             text=True, check=False)
     assert result.returncode != 0 and "valid: auto, tiled, blas" in result.stderr
+
+
+def test_a_slow_spell_does_not_decide_the_choice(monkeypatch):
+    # two candidates that do the same work; the machine is slow for a stretch of calls at the start of each
+    # shape's measurement. Timed one after the other, the first candidate took the whole spell and lost by
+    # 10x; taking turns, each gets calls after the spell and they come out level
+    import time
+
+    from minixai.kernels import blas_choice
+    monkeypatch.setattr(blas_choice, "SHAPES", [(4, 4, 4), (8, 8, 8)])
+    calls = []
+
+    def candidate(a, b, c):
+        def call():
+            calls.append(1)
+            time.sleep(0.01 if len(calls) % (2 + 2 * blas_choice.ROUNDS) < 8 else 0.001)   # 7 slow calls per shape
+        return call
+
+    speeds = blas_choice.shapes_gflops({"first": candidate, "second": candidate})
+    assert len(calls) == len(blas_choice.SHAPES) * 2 * (1 + blas_choice.ROUNDS)
+    assert 0.5 < speeds["first"] / speeds["second"] < 2
