@@ -34,3 +34,16 @@ def test_conv_peak_times_every_convolution_of_resnet50_and_counts_its_flops():
         assert all(seconds > 0 for seconds, _ in rows.values())
         assert sum(f for _, f in rows.values()) == flops
     assert sum(seconds for seconds, _ in stats.values()) < total
+
+
+def test_bandwidth_loops_do_the_work_whose_bytes_they_count():
+    # GB/s is bytes over time: a loop that the compiler could drop, or that touched less than it is credited
+    # with, would report a bandwidth the machine does not have
+    bandwidth = load("bandwidth")
+    a, b = np.arange(1000, dtype=np.float32), np.full(1000, 3.0, np.float32)
+    out = np.zeros(1000, np.float32)
+    assert bandwidth._sum(a) == a.sum()
+    bandwidth._axpy(a, b, out)
+    np.testing.assert_array_equal(out, 2 * a + b)
+    bandwidth._copy(b, out)
+    np.testing.assert_array_equal(out, b)
