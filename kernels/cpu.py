@@ -18,11 +18,11 @@ with no ReLU step goes into the weights instead where they are the smaller copy,
 ResNet block's shortcut (``residual``) is added by the epilogue. A strided convolution's
 forward is the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled
 GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product
-per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so does, forward, any kernel
-wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes). Layers with few channels (an RGB
-3x3), small planes (14x14, 7x7) and the strided convolutions' input gradients use im2col / col2im on one
-block of rows at a time (``cpu_im2col``), and the weight gradient (training only) im2col with one partial
-sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``. Deep 3x3 stride-1 layers go to Winograd's
+per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel
+wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes) and any strided one on phase planes.
+Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
+gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight gradient
+(training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``. Deep 3x3 stride-1 layers go to Winograd's
 F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
@@ -64,6 +64,10 @@ FOLD_MIN_TAPS = 10
 # im2col with cold weights: 256 channels on 14x14 1.22x / 1.17x, 512 on 14x14 1.21x / 1.29x, 192 on 17x17 1.1x / 1.13x,
 # 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x)
 FOLD_MAX_OUTPUTS = 400
+# ... and every strided convolution that runs on phase planes (forward), against a product per tap, batch 1 / 8:
+# ResNet's 3x3/2 with 128 channels to 28x28 0.93x / 0.95x the time, 256 to 14x14 0.85x / 0.965x; Inception's
+# 288 -> 384 to 17x17 0.86x / 0.96x, 64 -> 96 0.89x / 0.95x (7x7 outputs and fewer stay with im2col)
+FOLD_PHASE_PLANES = True
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -116,7 +120,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     threads = numba.get_num_threads()
     # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
     few = _folds_few_outputs(stride, (R, S), min(C, K), N, OH * OW)
-    folded = few or _folds_taps(R * S)
+    folded = few or _folds_taps(R * S) or _folds_phase_planes(stride, (R, S), min(C, K), OH * OW)
     depth = C * R * S if folded else C
     with single_threaded_blas():
         if not few and cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
@@ -158,6 +162,11 @@ def _folds_few_outputs(stride, kernel, channels, n_images, plane):
     both Winograd and im2col."""
     return (tuple(stride) == (1, 1) and tuple(kernel) != (1, 1) and channels >= MIN_SHIFT_CHANNELS
             and MIN_PHASE_PLANE <= plane and n_images * plane < FOLD_MAX_OUTPUTS and cpu_gemm.is_on())
+
+
+def _folds_phase_planes(stride, kernel, channels, plane):
+    """A forward strided convolution that runs on the input's phase planes folds its taps into one product."""
+    return FOLD_PHASE_PLANES and _use_phase_planes(stride, kernel, channels, plane) and cpu_gemm.is_on()
 
 
 def _use_phase_planes(stride, kernel, channels, plane):

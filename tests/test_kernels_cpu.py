@@ -50,12 +50,13 @@ def path(name, task_columns):
     in one product, with the tiled GEMM) or the im2col path, with small tasks (module constants, restored);
     yields the count of `winograd_calls`."""
     saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
-             cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
+             cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
     saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
                       cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = cpu.MIN_PHASE_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.FOLD_MIN_TAPS = 2 if name == "folded" else 10 ** 9
     cpu.FOLD_MAX_OUTPUTS = 10 ** 9 if name == "folded" else 0      # "folded": stride 1 too, whatever the plane
+    cpu.FOLD_PHASE_PLANES = name == "folded"                        # "shift": a product per tap, strided too
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
     cpu_winograd.SCRATCH_BYTES = cpu_winograd.THREAD_SCRATCH_BYTES = 64 * task_columns   # chunks of 1-3 tile rows
@@ -65,7 +66,7 @@ def path(name, task_columns):
             yield calls
     finally:
         (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
-         cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
+         cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
         (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
          cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
@@ -123,9 +124,9 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
 def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
     large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
-    3x3 on phase planes and by im2col (a 6x6 output), an RGB 7x7/2 and a 5x5 with their taps folded into one
-    product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows), a 3x3 and a 1x7 with
-    few outputs folded too (the 3x3's input gradient by Winograd); each plain and with
+    3x3 on phase planes (its taps folded) and by im2col (a 6x6 output), an RGB 7x7/2 and a 5x5 with their
+    taps folded into one product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows),
+    a 3x3 and a 1x7 with few outputs folded too (the 3x3's input gradient by Winograd); each plain and with
     the epilogue fused, and the input gradient with a batch norm's scale (folded into the weights where they
     are the smaller copy), with and without a ReLU's gate, plus a shortcut's gradient."""
     rng = np.random.default_rng(0)
