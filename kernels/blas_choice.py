@@ -209,10 +209,7 @@ def choose():
     record = cache / "minixai_blas.json"
     known = _read(record)
     if key not in known:
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(1, user_api="blas"):
-            speeds = shapes_gflops({lib.name: lib.product for lib in candidates})
-        known[key] = {name: round(gflops, 1) for name, gflops in speeds.items()}
+        known[key] = _measured({lib.name: lib.product for lib in candidates})
         _write(record, known)
     speeds = known[key]
     best = max(candidates, key=lambda lib: speeds.get(lib.name, 0.0))
@@ -236,19 +233,23 @@ def choose_tiled(library):
     record = cache_dir() / "minixai_blas.json"
     known = _read(record)
     if key not in known:
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(1, user_api="blas"):
-            cpu_gemm.switch(True)
-            try:
-                speeds = shapes_gflops({"tiled": _tiled_product, library.name: library.product})
-            finally:
-                cpu_gemm.switch(False)
-        known[key] = {name: round(gflops, 1) for name, gflops in speeds.items()}
+        cpu_gemm.switch(True)
+        try:
+            known[key] = _measured({"tiled": _tiled_product, library.name: library.product})
+        finally:
+            cpu_gemm.switch(False)
         _write(record, known)
     speeds = known[key]
     faster = speeds["tiled"] > speeds[library.name]
     return faster, (f"single-threaded on the convolutions' shapes: tiled {speeds['tiled']:.0f} GF/s, "
                     f"{library.name} {speeds[library.name]:.0f} ({record})")
+
+
+def _measured(products):
+    """`shapes_gflops(products)` with every BLAS on one thread, rounded for the cache file."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        return {name: round(gflops, 1) for name, gflops in shapes_gflops(products).items()}
 
 
 def _tiled_product(a, b, c):

@@ -22,8 +22,9 @@ per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so d
 wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes) and any strided one on phase planes.
 Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
 gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight gradient
-(training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``. Deep 3x3 stride-1 layers go to Winograd's
-F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications (benchmarks/conv_layers.py).
+(training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``.
+Deep 3x3 stride-1 layers go to Winograd's F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications
+(benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
 norm and the residual join are in ``cpu_pointwise``, dense layers in ``cpu_dense``, max-pooling in ``cpu_pool``.

@@ -14,6 +14,13 @@ from .cpu_pointwise import epilogue
 
 
 @njit(cache=True)
+def _columns_inside(shift, sw, W, OW):
+    """(j0, j1): the output columns j0 <= j < j1 whose input column j*sw + shift lies in 0..W-1."""
+    j0 = min(OW, max(0, (sw - 1 - shift) // sw))
+    return j0, max(j0, min(OW, (W - 1 - shift) // sw + 1))
+
+
+@njit(cache=True)
 def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
     """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
@@ -23,9 +30,8 @@ def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
         for r in range(R):
             for s in range(S):
                 base = ((c * R + r) * S + s) * L
-                shift = s * dw - pw                     # column j reads v = j*sw + shift, inside x for
-                j0 = min(OW, max(0, (sw - 1 - shift) // sw))            # j0 <= j < j1
-                j1 = max(j0, min(OW, (W - 1 - shift) // sw + 1))
+                shift = s * dw - pw                     # column j reads v = j*sw + shift
+                j0, j1 = _columns_inside(shift, sw, W, OW)
                 for i in range(i0, i1):
                     h = i * sh - ph + r * dh
                     at = base + (i - i0) * OW
@@ -105,9 +111,8 @@ def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrow
                     for r in range(R):
                         for s in range(S):
                             base = (((c - c0) * R + r) * S + s) * L
-                            shift = s * dw - pw             # column j lands on v = j*sw + shift, in dx for
-                            j0 = max(0, (sw - 1 - shift) // sw)             # j0 <= j < j1
-                            j1 = min(OW, (W - 1 - shift) // sw + 1)
+                            shift = s * dw - pw             # column j lands on v = j*sw + shift
+                            j0, j1 = _columns_inside(shift, sw, W, OW)
                             for i in range(i0, i1):
                                 h = i * sh - ph + r * dh
                                 if h < h0 or h >= h1:
