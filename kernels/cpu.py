@@ -224,8 +224,8 @@ def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, thre
     rows, kblock = _blocks(N, OH, Wp, C, K, threads)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
-    _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual, plain, out, rows, kblock,
-                wide.reshape(threads, -1))
+    _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, None if residual is None else residual.ravel(),
+                plain, out, rows, kblock, wide.reshape(threads, -1))
 
 
 def _strided_shift_gemm(x, w, stride, padding, dilation, scale, bias, relu, residual, out, threads, plain, folded):
