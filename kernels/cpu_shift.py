@@ -16,26 +16,28 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
     K, Cw, R, S = w.shape
     n_planes = N * C if copy_x else 0
     n_weight_blocks = (K + 15) // 16 if copy_w else 0
+    xf, gf, pf = x.reshape(x.size), gate.reshape(gate.size), xpad.reshape(xpad.size)
+    # the columns j of xpad inside x (0 <= j - qw < W)
+    j0, j1 = min(Wp, max(0, qw)), max(0, min(Wp, W + qw))
     for task in prange(n_planes + n_weight_blocks):
         if task < n_planes:                            # one plane of the padded (or cropped) copy
-            n, c = task // C, task % C
-            a = scale[c]
+            a = scale[task % C]
+            # flat, unsigned indices and no test of the column: LLVM vectorises each run of columns inside x
+            # (2-d indices with a test per element: 2-2.8x the time of a gated copy padded by 1, batch 8, 64 x 56 x 56)
+            if Wp == W and Hp == H:                    # no padding: the plane is one run
+                _scaled_run(xf, gf, pf, task * H * W, task * H * W, H * W, a, gated, clip)
+                continue
             for i in range(Hp):
                 h = i - qh
-                if h < 0 or h >= H:
-                    xpad[n, c, i, :] = 0
+                at = (task * Hp + i) * Wp
+                inside = 0 <= h < H
+                for j in range(0, Wp if not inside else j0):
+                    pf[np.uint64(at + j)] = 0
+                if not inside:
                     continue
-                if Wp == W:                            # no padding columns: a loop without that test, 2x faster
-                    for j in range(W):
-                        drop = (gated and not gate[n, c, h, j] > 0) or (clip and x[n, c, h, j] < 0)
-                        xpad[n, c, i, j] = 0 if drop else x[n, c, h, j] * a
-                    continue
-                for j in range(Wp):
-                    v = j - qw
-                    if v < 0 or v >= W or (gated and not gate[n, c, h, v] > 0) or (clip and x[n, c, h, v] < 0):
-                        xpad[n, c, i, j] = 0
-                    else:
-                        xpad[n, c, i, j] = x[n, c, h, v] * a
+                for j in range(j1, Wp):
+                    pf[np.uint64(at + j)] = 0
+                _scaled_run(xf, gf, pf, (task * H + h) * W - qw + j0, at + j0, j1 - j0, a, gated, clip)
         else:                                          # the weights of 16 output channels
             k0 = (task - n_planes) * 16
             k1 = min(K, k0 + 16)
@@ -49,6 +51,16 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
                         for k in range(k0, k1):
                             for c in range(Cw):
                                 taps[r, s, k, c] = w[k, c, r, s]
+
+
+@njit(cache=True, inline="always")
+def _scaled_run(xf, gf, pf, src, at, count, a, gated, clip):
+    """pf[at + j] = xf[src + j] * a, or 0 where gated and not gf[src + j] > 0 or where clip and xf[src + j] < 0,
+    for j < count."""
+    for j in range(count):
+        v = xf[np.uint64(src + j)]
+        drop = (gated and not gf[np.uint64(src + j)] > 0) or (clip and v < 0)
+        pf[np.uint64(at + j)] = 0 if drop else v * a
 
 
 @njit(parallel=True, cache=True)
