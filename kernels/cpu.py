@@ -138,7 +138,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
             # (batch 1: 256 -> 256 3x3 stride 2 on 28x28 1.05 -> 0.80 ms, 1x1 stride 2 on 56x56 0.66 -> 0.58)
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
-            im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, residual, out, *stride, *padding,
+            flat_residual = None if residual is None else residual.ravel()
+            im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, flat_residual, out, *stride, *padding,
                         *dilation, R, S, rows, kblock, cols)
     return out
 

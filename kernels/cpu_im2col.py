@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue
-from .cpu_pointwise import epilogue
+from .cpu_pointwise import epilogue_run
 
 
 @njit(cache=True)
@@ -48,7 +48,8 @@ def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
 
 @njit(parallel=True, cache=True)
 def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, dw, R, S, rows, kblock, cols):
-    """out[n, :, i0:i1, :] = epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block."""
+    """out[n, :, i0:i1, :] = epilogue(wmat (K, CRS) @ im2col(rows i0..i1) (CRS, L)), one task per row block;
+    residual None or flat, laid out as out."""
     N = x.shape[0]
     K, CRS = wmat.shape
     OH, OW = out.shape[2], out.shape[3]
@@ -72,10 +73,9 @@ def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, d
                                     scale, bias, k0, relu, residual)
                 continue
             gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L, 0.0, of, at, OH * OW)
-            for k in range(k0, k1):
-                for i in range(i0, i1):
-                    for j in range(OW):
-                        out[n, k, i, j] = epilogue(out[n, k, i, j], scale[k], bias[k], relu, residual, (n, k, i, j))
+            for k in range(k0, k1):            # rows i0..i1 of plane k are one run of out
+                at = ((n * K + k) * OH + i0) * OW
+                epilogue_run(of, at, of, at, L, scale[k], bias[k], relu, residual)
 
 
 @njit(parallel=True, cache=True)

@@ -6,7 +6,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
-from .cpu_pointwise import epilogue
+from .cpu_pointwise import epilogue_run
 
 
 @njit(parallel=True, cache=True)
@@ -142,16 +142,7 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
                 for i in range(i0, i1):
                     at = ((n * K + k) * OH + i) * OW
                     if direct:
-                        _epilogue_run(of, at, of, at, OW, scale[k], bias[k], relu, residual)
+                        epilogue_run(of, at, of, at, OW, scale[k], bias[k], relu, residual)
                     else:
-                        _epilogue_run(wt, (k - k0) * L + (i - i0) * Wp, of, at, OW, scale[k], bias[k], relu, residual)
+                        epilogue_run(wt, (k - k0) * L + (i - i0) * Wp, of, at, OW, scale[k], bias[k], relu, residual)
 
-
-@njit(cache=True, nogil=True, inline="always")
-def _epilogue_run(src, s_at, dst, d_at, count, a, b, relu, residual):
-    """dst[d_at + j] = epilogue(src[s_at + j], a, b, relu, residual (flat, laid out as dst)) for j < count. Flat,
-    unsigned indices: no test for a negative index, so LLVM vectorises the run (a 4-d index per element made
-    the copy out of the wide rows a quarter of a 7x7/2 layer's time)."""
-    for j in range(count):
-        at = np.uint64(d_at + j)
-        dst[at] = epilogue(src[np.uint64(s_at + j)], a, b, relu, residual, at)
