@@ -8,7 +8,8 @@ the fused ReLU) and its input gradient (with a ReLU gate) run once through the d
 (``cpu_winograd.MIN_CHANNELS`` raised out of reach: shift GEMM or im2col, as ``kernels/cpu.py`` chooses)
 and once through Winograd (thresholds at 1), alternating, best of --reps. The ratio direct / Winograd is
 the speed-up; below 1, Winograd is slower there, which is what its thresholds (MIN_CHANNELS, MIN_TILES)
-were read from. The last column says which one the default thresholds pick.
+were read from (and FOLD_MAX_CHANNELS, under which the direct forward is the folded shift GEMM). The last
+column says which one the default rules pick, forward / input gradient.
 
     python benchmarks/conv_layers.py --schedules --batch 8
 
@@ -65,27 +66,34 @@ def main():
     if args.schedules:
         return schedules(args)
     defaults = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES
+    fold_max_channels = cpu.FOLD_MAX_CHANNELS
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
-    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio | default |")
+    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio | default (fwd / grad) |")
     print("|---|---|---|---|---|---|---|---|---|")
 
     def thresholds(name):
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = (10 ** 9, 10 ** 9) if name == "direct" else (1, 1)
+        cpu.FOLD_MAX_CHANNELS = fold_max_channels if name == "direct" else 0     # "winograd": no folded forward
 
     for C, K, H in SHAPES:
         times = layer_times(rng, C, K, H, args, thresholds, ("direct", "winograd"))
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = defaults
-        chosen = cpu_winograd.applies((3, 3), (1, 1), (1, 1), (1, 1), min(C, K), (args.batch, H, H))
+        cpu.FOLD_MAX_CHANNELS = fold_max_channels
+        # narrow layers (kernels/cpu.py) take the shift GEMM both ways, a few outputs the folded one forward
+        chosen = (cpu_winograd.applies((3, 3), (1, 1), (1, 1), (1, 1), min(C, K), (args.batch, H, H))
+                  and not cpu._narrow((1, 1), (3, 3), C, K, H * H))
+        forward = chosen and not cpu._folds_few_outputs((1, 1), (3, 3), min(C, K), args.batch, H * H)
         (fd, bd), (fw, bw) = times["direct"], times["winograd"]
         print(f"| {C} -> {K} | {H}x{H} | {fd:.2f} | {fw:.2f} | {fd / fw:.2f} | {bd:.2f} | {bw:.2f} | {bd / bw:.2f} "
-              f"| {'Winograd' if chosen else 'direct'} |", flush=True)
+              f"| {'Winograd' if forward else 'direct'} / {'Winograd' if chosen else 'direct'} |", flush=True)
 
 
 def schedules(args):
     rng = np.random.default_rng(0)
-    saved = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES
+    saved = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1
+    cpu.FOLD_MAX_CHANNELS = 0                   # every forward by Winograd too
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = all threads / by thread")
     print("| C -> K | plane | forward all | by thread | ratio | input grad all | by thread | ratio | default |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -101,7 +109,7 @@ def schedules(args):
             else "all threads"
         print(f"| {C} -> {K} | {H}x{H} | {fa:.2f} | {ft:.2f} | {fa / ft:.2f} | {ba:.2f} | {bt:.2f} | {ba / bt:.2f} "
               f"| {picked} |", flush=True)
-    cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = saved
+    cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS = saved
 
 
 if __name__ == "__main__":

@@ -19,11 +19,12 @@ ResNet block's shortcut (``residual``) is added by the epilogue. A strided convo
 forward is the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled
 GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product
 per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel
-wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes) and any strided one on phase planes.
+wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and
+out (``_narrow``), and any strided one on phase planes.
 Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
 gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight gradient
 (training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``.
-Deep 3x3 stride-1 layers go to Winograd's F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications
+Deeper 3x3 stride-1 layers go to Winograd's F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications
 (benchmarks/conv_layers.py).
 Tasks write disjoint parts of the output: ``prange`` never runs an overlapping ``+=`` (numba issue 7133).
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
@@ -65,6 +66,12 @@ FOLD_MIN_TAPS = 10
 # im2col with cold weights: 256 channels on 14x14 1.22x / 1.17x, 512 on 14x14 1.21x / 1.29x, 192 on 17x17 1.1x / 1.13x,
 # 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x)
 FOLD_MAX_OUTPUTS = 400
+# ... and a kernel of 9 taps or more at stride 1 with 16-64 channels in and out on a plane of MIN_SHIFT_PLANE
+# outputs or more, against Winograd (64 channels) or a product per tap (fewer), batch 1 / 8: 64 on 56x56 0.83x /
+# 0.87x the time, 64 on 224x224 0.85x (batch 1), Inception's 32 -> 32 and 32 -> 64 on 147x147 0.86-0.87x (batch 1);
+# 128 channels on 28x28 stayed with Winograd (1.13-1.19x folded), 64 -> 128 on 112x112 too (1.05x / 0.93x).
+# Their input gradients leave Winograd for the shift GEMM too: 64 on 56x56 0.91x / 0.94x, on 224x224 0.88x
+FOLD_MAX_CHANNELS = 64
 # ... and every strided convolution that runs on phase planes (forward), against a product per tap, batch 1 / 8:
 # ResNet's 3x3/2 with 128 channels to 28x28 0.93x / 0.95x the time, 256 to 14x14 0.85x / 0.965x; Inception's
 # 288 -> 384 to 17x17 0.86x / 0.96x, 64 -> 96 0.89x / 0.95x (7x7 outputs and fewer stay with im2col)
@@ -121,10 +128,11 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     threads = numba.get_num_threads()
     # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
     few = _folds_few_outputs(stride, (R, S), min(C, K), N, OH * OW)
-    folded = few or _folds_taps(R * S) or _folds_phase_planes(stride, (R, S), min(C, K), OH * OW)
+    narrow = _narrow(stride, (R, S), C, K, OH * OW)
+    folded = few or narrow or _folds_taps(R * S) or _folds_phase_planes(stride, (R, S), min(C, K), OH * OW)
     depth = C * R * S if folded else C
     with single_threaded_blas():
-        if not few and cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
+        if not (few or narrow) and cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW)):
             cpu_winograd.conv3x3_forward(x, w, scale, bias, relu, padding, out, _buffer, residual)
         elif few or _use_shift_gemm(stride, padding, (R, S), min(depth, K), OH * OW):
             xpad, taps, trans = _pad_and_taps(x, padding[0], padding[1], w, transposed=False, folded=folded)
@@ -164,6 +172,14 @@ def _folds_few_outputs(stride, kernel, channels, n_images, plane):
     both Winograd and im2col."""
     return (tuple(stride) == (1, 1) and tuple(kernel) != (1, 1) and channels >= MIN_SHIFT_CHANNELS
             and MIN_PHASE_PLANE <= plane and n_images * plane < FOLD_MAX_OUTPUTS and cpu_gemm.is_on())
+
+
+def _narrow(stride, kernel, C, K, plane):
+    """A stride-1 convolution of 9 taps or more with MIN_SHIFT_CHANNELS to FOLD_MAX_CHANNELS channels in and out,
+    on a plane of MIN_SHIFT_PLANE positions or more: the shift GEMM beat Winograd there, forward with its taps
+    folded into one product, and for the input gradient too (a product per tap)."""
+    return (tuple(stride) == (1, 1) and kernel[0] * kernel[1] >= 9 and MIN_SHIFT_CHANNELS <= min(C, K)
+            and max(C, K) <= FOLD_MAX_CHANNELS and plane >= MIN_SHIFT_PLANE and cpu_gemm.is_on())
 
 
 def _folds_phase_planes(stride, kernel, channels, plane):
@@ -264,7 +280,8 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
         raise ValueError(f"conv2d_backward_input: residual has shape {residual.shape}, dx {tuple(x_shape)}")
     threads = numba.get_num_threads()
     dx = cpu_memory.empty((N, C, H, W), dout.dtype)
-    winograd = cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW))
+    winograd = (cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW))
+                and not _narrow(stride, (R, S), C, K, H * W))
     if scale is not None and gate is None and not clip and not winograd and w.size <= dout.size:
         # a batch norm's scale with no ReLU step (a block's last unit, its shortcut): dx = W^T (scale * dout)
         # = (scale * W)^T dout, and W is the smaller copy (batch 8: 1x1 layers' input gradient 1.14x faster)

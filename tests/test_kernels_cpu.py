@@ -50,12 +50,13 @@ def path(name, task_columns):
     in one product, with the tiled GEMM) or the im2col path, with small tasks (module constants, restored);
     yields the count of `winograd_calls`."""
     saved = (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
-             cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
+             cpu.FOLD_MAX_CHANNELS, cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK)
     saved_winograd = (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
                       cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD)
     cpu.MIN_SHIFT_CHANNELS = cpu.MIN_SHIFT_PLANE = cpu.MIN_PHASE_PLANE = 10 ** 9 if name == "im2col" else 1
     cpu.FOLD_MIN_TAPS = 2 if name == "folded" else 10 ** 9
     cpu.FOLD_MAX_OUTPUTS = 10 ** 9 if name == "folded" else 0      # "folded": stride 1 too, whatever the plane
+    cpu.FOLD_MAX_CHANNELS = 10 ** 9 if name == "folded" else 0     # ... and whatever the channels
     cpu.FOLD_PHASE_PLANES = name == "folded"                        # "shift": a product per tap, strided too
     cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK = task_columns, 1
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1 if name.startswith("winograd") else 10 ** 9
@@ -66,7 +67,7 @@ def path(name, task_columns):
             yield calls
     finally:
         (cpu.MIN_SHIFT_CHANNELS, cpu.MIN_SHIFT_PLANE, cpu.MIN_PHASE_PLANE, cpu.FOLD_MIN_TAPS, cpu.FOLD_MAX_OUTPUTS,
-         cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
+         cpu.FOLD_MAX_CHANNELS, cpu.FOLD_PHASE_PLANES, cpu.TASK_COLUMNS, cpu.MIN_CHANNEL_BLOCK) = saved
         (cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu_winograd.SCRATCH_BYTES,
          cpu_winograd.THREAD_SCRATCH_BYTES, cpu_winograd.BY_THREAD) = saved_winograd
 
@@ -123,10 +124,11 @@ def test_conv2d_matches_reference(dtype, case, task_columns):
 
 def test_conv2d_default_paths_on_wider_layers():
     """Real layer widths with the module's own block sizes: RGB first layer, 3x3 on a small and on a
-    large plane, 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
+    large plane (16 -> 32 channels: its taps folded), 3x3 by Winograd (two shapes), 1x1 on a small and on a large plane, strided 1x1, strided
     3x3 on phase planes (its taps folded) and by im2col (a 6x6 output), an RGB 7x7/2 and a 5x5 with their
     taps folded into one product (the RGB layer's input gradient at batch 1: col2im's tasks split dx's rows),
-    a 3x3 and a 1x7 with few outputs folded too (the 3x3's input gradient by Winograd); each plain and with
+    a 3x3 and a 1x7 with few outputs folded too (the 3x3's input gradient by Winograd), a narrow 3x3 (64
+    channels on 420 positions: the shift GEMM both ways, its forward folded, never Winograd); each plain and with
     the epilogue fused, and the input gradient with a batch norm's scale (folded into the weights where they
     are the smaller copy), with and without a ReLU's gate, plus a shortcut's gradient."""
     rng = np.random.default_rng(0)
@@ -145,7 +147,8 @@ def test_conv2d_default_paths_on_wider_layers():
               ((1, 3, 45, 36), (16, 3, 7, 7), (2, 2), (3, 3)),
               ((1, 20, 17, 19), (24, 20, 5, 5), (1, 1), (2, 2)),
               ((1, 64, 14, 15), (64, 64, 3, 3), (1, 1), (1, 1)),
-              ((1, 32, 17, 17), (48, 32, 1, 7), (1, 1), (0, 3))]
+              ((1, 32, 17, 17), (48, 32, 1, 7), (1, 1), (0, 3)),
+              ((1, 64, 20, 21), (64, 64, 3, 3), (1, 1), (1, 1))]
     with winograd_calls() as calls:
         for x_shape, w_shape, stride, padding in layers:
             x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
