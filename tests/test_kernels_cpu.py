@@ -381,7 +381,17 @@ def test_linear_matches_matmul(dtype):
     assert_close(cpu.linear_forward(x, w, b), x @ w.T + b, dtype)
     assert_close(cpu.linear_forward(x[:1], w, None), x[:1] @ w.T, dtype)
     assert_close(cpu.linear_backward_input(dout, w), dout @ w, dtype)
-    assert_close(cpu.linear_backward_input(dout[:1], w), dout[:1] @ w, dtype)      # batch 1: gemv
+    assert_close(cpu.linear_backward_input(dout[:1], w), dout[:1] @ w, dtype)      # batch 1: rows by rows
+    # batch 1 reads only the rows of w whose gradient is not zero: a ReLU's (half zero), a one-hot one, all
+    # zero, and 1-3 nonzero (fewer than the four rows summed at a time); a NaN still reaches every dx
+    sparse = np.where(rng.random(1000) < 0.5, dout[0], 0)[None]
+    assert_close(cpu.linear_backward_input(sparse, w), sparse @ w, dtype)
+    for count in (0, 1, 3, 7):
+        g = np.zeros((1, 1000), dtype)
+        g[0, rng.choice(1000, count, replace=False)] = rng.standard_normal(count)
+        assert_close(cpu.linear_backward_input(g, w), g @ w, dtype)
+    g[0, 5] = np.nan
+    assert np.isnan(cpu.linear_backward_input(g, w)).all()
 
 
 
