@@ -124,29 +124,23 @@ def _run(x, padding, w, trans, perm, scale, bias, relu, out, buffer, in_scale=No
 
 @njit(parallel=True, cache=True)
 def _filter_transform(w, U):
-    """U[a*4 + b, k, c] = (G g G^T)[a, b] for g = w[k, c] (3x3). Flat, unsigned indices (no test for a
-    negative index): LLVM then sums 8 or 16 filters at a time, which 2-d indices kept it from (VGG-16's
-    filters, forward and backward, took 14 ms of a 156 ms saliency pass at batch 1)."""
+    """U[a*4 + b, k, c] = (G g G^T)[a, b] for g = w[k, c] (3x3)."""
     K, C = w.shape[0], w.shape[1]
-    wf, Uf = w.reshape(w.size), U.reshape(U.size)
-    plane = K * C                       # from U[xi, k, c] to U[xi + 1, k, c]
     for k in prange(K):
-        for c in range(C):
-            g, at = (k * C + c) * 9, k * C + c          # g's first tap in wf, U[0, k, c] in Uf
+        for c in range(C):              # plain indexing: a view of w per filter would contend on its refcount
             for a in range(4):          # row a of G g: g's row 0, 2, or half the sum of its rows with +-row 1
                 if a == 0 or a == 3:
-                    r = g + (0 if a == 0 else 6)
-                    t0, t1, t2 = wf[np.uint64(r)], wf[np.uint64(r + 1)], wf[np.uint64(r + 2)]
+                    r = 0 if a == 0 else 2
+                    t0, t1, t2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
                 else:
                     sign = 1.0 if a == 1 else -1.0
-                    t0 = 0.5 * (wf[np.uint64(g)] + sign * wf[np.uint64(g + 3)] + wf[np.uint64(g + 6)])
-                    t1 = 0.5 * (wf[np.uint64(g + 1)] + sign * wf[np.uint64(g + 4)] + wf[np.uint64(g + 7)])
-                    t2 = 0.5 * (wf[np.uint64(g + 2)] + sign * wf[np.uint64(g + 5)] + wf[np.uint64(g + 8)])
-                row = at + a * 4 * plane                    # ... times G^T
-                Uf[np.uint64(row)] = t0
-                Uf[np.uint64(row + plane)] = 0.5 * (t0 + t1 + t2)
-                Uf[np.uint64(row + 2 * plane)] = 0.5 * (t0 - t1 + t2)
-                Uf[np.uint64(row + 3 * plane)] = t2
+                    t0 = 0.5 * (w[k, c, 0, 0] + sign * w[k, c, 1, 0] + w[k, c, 2, 0])
+                    t1 = 0.5 * (w[k, c, 0, 1] + sign * w[k, c, 1, 1] + w[k, c, 2, 1])
+                    t2 = 0.5 * (w[k, c, 0, 2] + sign * w[k, c, 1, 2] + w[k, c, 2, 2])
+                U[a * 4, k, c] = t0                         # ... times G^T
+                U[a * 4 + 1, k, c] = 0.5 * (t0 + t1 + t2)
+                U[a * 4 + 2, k, c] = 0.5 * (t0 - t1 + t2)
+                U[a * 4 + 3, k, c] = t2
 
 
 @njit(parallel=True, cache=True)
