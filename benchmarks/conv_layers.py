@@ -69,7 +69,8 @@ def main():
     fold_max_channels = cpu.FOLD_MAX_CHANNELS
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
-    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio | default (fwd / grad) |")
+    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio "
+          "| default (fwd / grad) |")
     print("|---|---|---|---|---|---|---|---|---|")
 
     def thresholds(name):

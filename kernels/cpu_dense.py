@@ -73,7 +73,9 @@ def _rows_where_nonzero(g, wf, I, i0, i1, dx):
     (VGG-16's 4096 x 25088 layer with half its gradient zero: 10.1 -> 3.7 ms; all nonzero 7.9 -> 5.9 ms). A
     zero times an infinite weight is then left out rather than made NaN. Four rows at a time; flat, unsigned
     indices (vectorised)."""
-    nonzero = np.flatnonzero(g != 0)            # a NaN is not zero: it still reaches dx
+    # a NaN is not zero: it still reaches dx. Each thread finds the rows itself (4096 tests): found once before
+    # the parallel loop, the 4096 x 25088 product with half its gradient zero took 5.0-7.8 ms against 3.3-3.7
+    nonzero = np.flatnonzero(g != 0)
     for i in range(i0, i1):
         dx[np.uint64(i)] = 0
     n4 = nonzero.size - nonzero.size % 4

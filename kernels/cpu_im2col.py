@@ -14,7 +14,7 @@ from .cpu_pointwise import epilogue_run
 
 
 @njit(cache=True)
-def _columns_inside(shift, sw, W, OW):
+def columns_inside(shift, sw, W, OW):
     """(j0, j1): the output columns j0 <= j < j1 whose input column j*sw + shift lies in 0..W-1."""
     j0 = min(OW, max(0, (sw - 1 - shift) // sw))
     return j0, max(j0, min(OW, (W - 1 - shift) // sw + 1))
@@ -31,7 +31,7 @@ def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
             for s in range(S):
                 base = ((c * R + r) * S + s) * L
                 shift = s * dw - pw                     # column j reads v = j*sw + shift
-                j0, j1 = _columns_inside(shift, sw, W, OW)
+                j0, j1 = columns_inside(shift, sw, W, OW)
                 for i in range(i0, i1):
                     h = i * sh - ph + r * dh
                     at = base + (i - i0) * OW
@@ -112,7 +112,7 @@ def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrow
                         for s in range(S):
                             base = (((c - c0) * R + r) * S + s) * L
                             shift = s * dw - pw             # column j lands on v = j*sw + shift
-                            j0, j1 = _columns_inside(shift, sw, W, OW)
+                            j0, j1 = columns_inside(shift, sw, W, OW)
                             for i in range(i0, i1):
                                 h = i * sh - ph + r * dh
                                 if h < h0 or h >= h1:

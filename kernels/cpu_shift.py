@@ -6,6 +6,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
+from .cpu_im2col import columns_inside
 from .cpu_pointwise import epilogue_run
 
 
@@ -17,8 +18,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
     n_planes = N * C if copy_x else 0
     n_weight_blocks = (K + 15) // 16 if copy_w else 0
     xf, gf, pf = x.reshape(x.size), gate.reshape(gate.size), xpad.reshape(xpad.size)
-    # the columns j of xpad inside x (0 <= j - qw < W)
-    j0, j1 = min(Wp, max(0, qw)), max(0, min(Wp, W + qw))
+    j0, j1 = columns_inside(-qw, 1, W, Wp)           # the columns j of xpad inside x (0 <= j - qw < W)
     for task in prange(n_planes + n_weight_blocks):
         if task < n_planes:                            # one plane of the padded (or cropped) copy
             a = scale[task % C]
@@ -30,13 +30,11 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
             for i in range(Hp):
                 h = i - qh
                 at = (task * Hp + i) * Wp
-                inside = 0 <= h < H
-                for j in range(0, Wp if not inside else j0):
-                    pf[np.uint64(at + j)] = 0
-                if not inside:
+                if h < 0 or h >= H:
+                    pf[at:at + Wp] = 0
                     continue
-                for j in range(j1, Wp):
-                    pf[np.uint64(at + j)] = 0
+                pf[at:at + j0] = 0
+                pf[at + j1:at + Wp] = 0
                 _scaled_run(xf, gf, pf, (task * H + h) * W - qw + j0, at + j0, j1 - j0, a, gated, clip)
         else:                                          # the weights of 16 output channels
             k0 = (task - n_planes) * 16
@@ -73,9 +71,7 @@ def _phase_planes(x, planes, phases, sh, sw, ph, pw):
         n, c = task // C, task % C
         for p in range(P):
             a, b = phases[p, 0], phases[p, 1]
-            # the columns j whose sw*j + b - pw falls inside x: j0 <= j < j1
-            j0 = min(Wp, max(0, (pw - b + sw - 1) // sw))
-            j1 = max(j0, min(Wp, (W - 1 + pw - b) // sw + 1))
+            j0, j1 = columns_inside(b - pw, sw, W, Wp)     # the columns j whose sw*j + b - pw is inside x
             for i in range(Hp):
                 at = (((n * P + p) * C + c) * Hp + i) * Wp
                 h = sh * i + a - ph
@@ -97,8 +93,9 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
     planes (N, P, C, Hp, Wp): the padded input (P = 1; tap (r, s) starts at r*dh*Wp + s*dw) or its phase
     planes (a strided convolution, ``_phase_planes``); taps (R, S, K, C) or, with ``trans``, stored as
     (R, S, C, K); out (N, K, OH, OW), OW <= Wp; residual None or flat, laid out as out; wide (threads,
-    kblock * L): per-thread wide output rows, unused when Wp == OW. A non-empty ``table`` (the tiled GEMM's rows by table): taps is W (1, 1, K, C*R*S)
-    and each task one product, B's row q = (c, r, s) starting at table[q] = c*Hp*Wp + tap_at[r, s].
+    kblock * L): per-thread wide output rows, unused when Wp == OW. A non-empty ``table`` (the tiled GEMM's
+    rows by table): taps is W (1, 1, K, C*R*S) and each task one product, B's row q = (c, r, s) starting at
+    table[q] = c*Hp*Wp + tap_at[r, s].
     """
     N, P, C, Hp, Wp = planes.shape
     K = out.shape[1]
