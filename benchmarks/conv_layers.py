@@ -8,8 +8,11 @@ the fused ReLU) and its input gradient (with a ReLU gate) run once through the d
 (``cpu_winograd.MIN_CHANNELS`` raised out of reach: shift GEMM or im2col, as ``kernels/cpu.py`` chooses)
 and once through Winograd (thresholds at 1), alternating, best of --reps. The ratio direct / Winograd is
 the speed-up; below 1, Winograd is slower there, which is what its thresholds (MIN_CHANNELS, MIN_TILES)
-were read from (and FOLD_MAX_CHANNELS, under which the direct forward is the folded shift GEMM). The last
-column says which one the default rules pick, forward / input gradient.
+were read from (and FOLD_MAX_CHANNELS and FOLD_MAX_OUTPUTS, under which the direct forward is the folded
+shift GEMM). The last column says which one the default rules pick, forward / input gradient. The
+weights here are hot (in cache); inside a model they come from memory, which favours the direct kernels: on
+14x14 at batch 1 Winograd can win here while the default's direct kernels won inside the batch-1 passes
+(``kernels/cpu.py``, FOLD_MAX_OUTPUTS).
 
     python benchmarks/conv_layers.py --schedules --batch 8
 
@@ -66,7 +69,7 @@ def main():
     if args.schedules:
         return schedules(args)
     defaults = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES
-    fold_max_channels = cpu.FOLD_MAX_CHANNELS
+    folds = cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
     print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio "
@@ -75,19 +78,21 @@ def main():
 
     def thresholds(name):
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = (10 ** 9, 10 ** 9) if name == "direct" else (1, 1)
-        cpu.FOLD_MAX_CHANNELS = fold_max_channels if name == "direct" else 0     # "winograd": no folded forward
+        # "winograd": no folded forward, and Winograd for the gradient with few outputs too
+        cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS = folds if name == "direct" else (0, 0)
 
     for C, K, H in SHAPES:
         times = layer_times(rng, C, K, H, args, thresholds, ("direct", "winograd"))
         cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES = defaults
-        cpu.FOLD_MAX_CHANNELS = fold_max_channels
-        # narrow layers (kernels/cpu.py) take the shift GEMM both ways, a few outputs the folded one forward
+        cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS = folds
+        # narrow layers (kernels/cpu.py) take the shift GEMM both ways; with few outputs the forward folds its
+        # taps and the input gradient runs by col2im
         chosen = (cpu_winograd.applies((3, 3), (1, 1), (1, 1), (1, 1), min(C, K), (args.batch, H, H))
-                  and not cpu._narrow((1, 1), (3, 3), C, K, H * H))
-        forward = chosen and not cpu._folds_few_outputs((1, 1), (3, 3), min(C, K), args.batch, H * H)
+                  and not cpu._narrow((1, 1), (3, 3), C, K, H * H)
+                  and not cpu._folds_few_outputs((1, 1), (3, 3), min(C, K), args.batch, H * H))
         (fd, bd), (fw, bw) = times["direct"], times["winograd"]
         print(f"| {C} -> {K} | {H}x{H} | {fd:.2f} | {fw:.2f} | {fd / fw:.2f} | {bd:.2f} | {bw:.2f} | {bd / bw:.2f} "
-              f"| {'Winograd' if forward else 'direct'} / {'Winograd' if chosen else 'direct'} |", flush=True)
+              f"| {'Winograd / Winograd' if chosen else 'direct / direct'} |", flush=True)
 
 
 def schedules(args):

@@ -64,7 +64,11 @@ MIN_PHASE_PLANE = 100
 FOLD_MIN_TAPS = 10
 # ... and any kernel wider than 1x1 at stride 1 with 100-399 outputs (batch 1: 14x14, 17x17), against Winograd /
 # im2col with cold weights: 256 channels on 14x14 1.22x / 1.17x, 512 on 14x14 1.21x / 1.29x, 192 on 17x17 1.1x / 1.13x,
-# 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x)
+# 256 on 10x10 1.5x / 1.16x; Winograd kept the 28x28 planes (1.1x the fold), im2col the 7x7 ones (1.15x).
+# Their input gradients leave Winograd for col2im: inside the batch-1 saliency passes (cold weights), alternating
+# pass by pass with Winograd, ResNet-50's five 256-channel 3x3 layers on 14x14 took 3.82-3.93 against 4.10-4.38 ms,
+# VGG-16's three 512-channel ones 8.83-9.06 against 9.91-10.25. (Alone, with hot weights, Winograd can win there:
+# benchmarks/conv_layers.py timed it 0.59 against 0.64 ms on 256 channels in one run, 0.75 against 0.66 in another.)
 FOLD_MAX_OUTPUTS = 400
 # ... and a kernel of 9 taps or more at stride 1 with 16-64 channels in and out on a plane of MIN_SHIFT_PLANE
 # outputs or more, against Winograd (64 channels) or a product per tap (fewer), batch 1 / 8: 64 on 56x56 0.83x /
@@ -280,8 +284,11 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
         raise ValueError(f"conv2d_backward_input: residual has shape {residual.shape}, dx {tuple(x_shape)}")
     threads = numba.get_num_threads()
     dx = cpu_memory.empty((N, C, H, W), dout.dtype)
+    # Winograd, but not where the forward folds its taps for few outputs (col2im was faster there) nor on a
+    # narrow layer
     winograd = (cpu_winograd.applies((R, S), stride, padding, dilation, min(C, K), (N, OH, OW))
-                and not _narrow(stride, (R, S), C, K, H * W))
+                and not _narrow(stride, (R, S), C, K, H * W)
+                and not _folds_few_outputs(stride, (R, S), min(C, K), N, OH * OW))
     if scale is not None and gate is None and not clip and not winograd and w.size <= dout.size:
         # a batch norm's scale with no ReLU step (a block's last unit, its shortcut): dx = W^T (scale * dout)
         # = (scale * W)^T dout, and W is the smaller copy (batch 8: 1x1 layers' input gradient 1.14x faster)

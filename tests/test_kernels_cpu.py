@@ -127,8 +127,8 @@ def test_conv2d_default_paths_on_wider_layers():
     large plane, strided 1x1, strided 3x3 on phase planes (its taps folded) and by im2col (a 6x6 output), an
     RGB 7x7/2 and a 5x5 with their taps folded into one product (the RGB layer's input gradient at batch 1:
     col2im's tasks split dx's rows), a 3x3 and a 1x7 with few outputs folded too (the 3x3's input gradient by
-    Winograd), a narrow 3x3 (64 channels on 420 positions: the shift GEMM both ways, its forward folded, never
-    Winograd); each plain and with the epilogue fused, and the input gradient with a batch norm's scale
+    col2im, not Winograd), a narrow 3x3 (64 channels on 420 positions: the shift GEMM both ways, its forward
+    folded, never Winograd); each plain and with the epilogue fused, and the input gradient with a batch norm's scale
     (folded into the weights where they are the smaller copy), with and without a ReLU's gate, plus a
     shortcut's gradient."""
     rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def test_conv2d_default_paths_on_wider_layers():
                                                        gate=gate, residual=shortcut),
                              reference.conv2d_backward_input(dout, w, x_shape, stride, padding, (1, 1), scale=scale,
                                                              gate=gate, residual=shortcut), np.float64)
-    assert calls[0] == 13        # two Winograd shapes: forward, fused forward, 3 backward; a folded 3x3's 3 backward
+    assert calls[0] == 10        # two Winograd shapes: forward, fused forward, 3 backward each
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
