@@ -15,12 +15,13 @@ join and a ReLU after the convolution cost nothing extra there (``minixai.fusion
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``); a fused batch norm's scale
 with no ReLU step goes into the weights instead where they are the smaller copy, and the gradient of a
-ResNet block's shortcut (``residual``) is added by the epilogue. A strided convolution's
-forward is the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled
-GEMM, a kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product
-per task, B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel
-wider than 1x1 with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and
-out (``_narrow``), and any strided one on phase planes.
+ResNet block's shortcut (``residual``) is added by the epilogue; a 1x1's on a 7x7 plane at batch 1 runs as
+its transpose, dx^T = dout^T W (``_by_rows``), which reads W by rows. A strided convolution's forward is
+the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled GEMM, a
+kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product per task,
+B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel wider than 1x1
+with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and out
+(``_narrow``), and any strided one on phase planes.
 Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
 gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight gradient
 (training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``.
@@ -43,7 +44,7 @@ from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous
 from .cpu_pointwise import add, add_relu, channel_affine, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
-from .cpu_shift import _fill_pad_and_taps, _phase_planes, _shift_gemm
+from .cpu_shift import _fill_pad_and_taps, _phase_planes, _product_by_rows, _shift_gemm
 from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
@@ -80,6 +81,12 @@ FOLD_MAX_CHANNELS = 64
 # ResNet's 3x3/2 with 128 channels to 28x28 0.93x / 0.95x the time, 256 to 14x14 0.85x / 0.965x; Inception's
 # 288 -> 384 to 17x17 0.86x / 0.96x, 64 -> 96 0.89x / 0.95x (7x7 outputs and fewer stay with im2col)
 FOLD_PHASE_PLANES = True
+# The input gradient of a 1x1 convolution with at most this many outputs (batch 1 on 7x7 and 8x8) runs as its
+# transpose, dx^T = dout^T W (``_by_rows``): W's rows, contiguous, are then the right operand, which the tiled
+# GEMM reads ahead, instead of its columns read as a transposed left operand, 8 numbers a row of W apart. With
+# cold weights, alternating: ResNet-50's 512 -> 2048 and 2048 -> 512 layers on 7x7 0.69-0.78x the time alone,
+# 1.56 -> 1.13 and 1.12 -> 0.83 ms per batch-1 saliency pass; on 14x14 it lost (1.09-1.13x in the pass)
+BY_ROWS_MAX_OUTPUTS = 64
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -162,6 +169,13 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
     if tuple(stride) != (1, 1) or channels < MIN_SHIFT_CHANNELS:
         return False
     return plane >= MIN_SHIFT_PLANE or (tuple(kernel) == (1, 1) and tuple(padding) == (0, 0))
+
+
+def _by_rows(kernel, stride, padding, channels, outputs):
+    """An unpadded 1x1 stride-1 convolution's input gradient with at most BY_ROWS_MAX_OUTPUTS outputs in the batch
+    (and MIN_SHIFT_CHANNELS channels) runs as its transpose, with the tiled GEMM (``cpu_shift._product_by_rows``)."""
+    return (tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+            and channels >= MIN_SHIFT_CHANNELS and outputs <= BY_ROWS_MAX_OUTPUTS and cpu_gemm.is_on())
 
 
 def _folds_taps(taps):
@@ -297,6 +311,13 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     with single_threaded_blas():
         if winograd:
             cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer, residual)
+        elif _by_rows((R, S), stride, padding, min(C, K), N * H * W):
+            # dx^T = dout^T W, per task a block of dx's channels: the gate and scale applied in dout's copy
+            g, _, _ = _pad_and_taps(dout, 0, 0, w, True, gate, scale, clip)
+            cblock = -(-C // (2 * threads) // 16) * 16          # two tasks per thread, whole 16-lane vectors
+            scratch = _buffer("by_rows", threads * H * W * cblock, dout.dtype).reshape(threads, -1)
+            _product_by_rows(g.reshape(N, K, H * W), w.reshape(K, C), None if residual is None else residual.ravel(),
+                             dx.reshape(N, C, H * W), cblock, scratch)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy

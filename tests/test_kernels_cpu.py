@@ -172,6 +172,35 @@ def test_conv2d_default_paths_on_wider_layers():
     assert calls[0] == 10        # two Winograd shapes: forward, fused forward, 3 backward each
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_1x1_input_gradient_runs_as_its_transpose(dtype, monkeypatch):
+    """A 1x1 input gradient on a batch-1 7x7 or 8x8 plane goes through ``_product_by_rows`` (dx^T = dout^T W),
+    with channel counts that leave a partial block of lanes and a last short task, plain and with a ReLU's gate,
+    a batch norm's scale (in dout's copy, or folded into the weights) and a shortcut's gradient; a 14x14 plane
+    or a padded 1x1 does not."""
+    calls, run = [0], cpu._product_by_rows
+
+    def counted(*args):
+        calls[0] += 1
+        return run(*args)
+
+    monkeypatch.setattr(cpu, "_product_by_rows", counted)
+    rng = np.random.default_rng(5)
+    cases = [((1, 40, 7, 7), (72, 40, 1, 1), (0, 0), True), ((1, 24, 8, 8), (17, 24, 1, 1), (0, 0), True),
+             ((1, 48, 7, 7), (40, 48, 1, 1), (0, 0), True), ((1, 40, 14, 14), (72, 40, 1, 1), (0, 0), False),
+             ((1, 40, 5, 5), (72, 40, 1, 1), (1, 1), False)]
+    for x_shape, w_shape, padding, by_rows in cases:
+        w = rng.standard_normal(w_shape).astype(dtype)
+        out_shape = reference.conv2d_forward(np.zeros(x_shape, dtype), w, None, (1, 1), padding, (1, 1)).shape
+        dout, gate = rng.standard_normal(out_shape).astype(dtype), rng.standard_normal(out_shape).astype(dtype)
+        scale, shortcut = rng.standard_normal(w_shape[0]).astype(dtype), rng.standard_normal(x_shape).astype(dtype)
+        before = calls[0]
+        for fused in ({}, {"scale": scale}, {"scale": scale, "gate": gate, "residual": shortcut}):
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, (1, 1), **fused),
+                         reference.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, (1, 1), **fused), dtype)
+        assert calls[0] - before == (3 if by_rows else 0)
+
+
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
 def test_winograd_float32_error_is_that_of_the_direct_sum(padding):
     """F(2x2, 3x3) on a deep layer (2304 products per output) in float32 strays from the float64 result no
