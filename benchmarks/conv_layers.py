@@ -9,7 +9,7 @@ the fused ReLU) and its input gradient (with a ReLU gate) run once through the d
 and once through Winograd (thresholds at 1), alternating, best of --reps. The ratio direct / Winograd is
 the speed-up; below 1, Winograd is slower there, which is what its thresholds (MIN_CHANNELS, MIN_TILES)
 were read from (and FOLD_MAX_CHANNELS and FOLD_MAX_OUTPUTS, under which the direct forward is the folded
-shift GEMM). The last column says which one the default rules pick, forward / input gradient. The
+shift GEMM). The last column says which one the default rules pick (the same both ways). The
 weights here are hot (in cache); inside a model they come from memory, which favours the direct kernels: on
 14x14 at batch 1 Winograd can win here while the default's direct kernels won inside the batch-1 passes
 (``kernels/cpu.py``, FOLD_MAX_OUTPUTS).
@@ -72,8 +72,7 @@ def main():
     folds = cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS
     rng = np.random.default_rng(0)
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = direct / Winograd")
-    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio "
-          "| default (fwd / grad) |")
+    print("| C -> K | plane | forward direct | Winograd | ratio | input grad direct | Winograd | ratio | default |")
     print("|---|---|---|---|---|---|---|---|---|")
 
     def thresholds(name):
@@ -92,14 +91,14 @@ def main():
                   and not cpu._folds_few_outputs((1, 1), (3, 3), min(C, K), args.batch, H * H))
         (fd, bd), (fw, bw) = times["direct"], times["winograd"]
         print(f"| {C} -> {K} | {H}x{H} | {fd:.2f} | {fw:.2f} | {fd / fw:.2f} | {bd:.2f} | {bw:.2f} | {bd / bw:.2f} "
-              f"| {'Winograd / Winograd' if chosen else 'direct / direct'} |", flush=True)
+              f"| {'Winograd' if chosen else 'direct'} |", flush=True)
 
 
 def schedules(args):
     rng = np.random.default_rng(0)
-    saved = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS
+    saved = cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS
     cpu_winograd.MIN_CHANNELS = cpu_winograd.MIN_TILES = 1
-    cpu.FOLD_MAX_CHANNELS = 0                   # every forward by Winograd too
+    cpu.FOLD_MAX_CHANNELS = cpu.FOLD_MAX_OUTPUTS = 0    # every layer by Winograd, both ways, whatever its plane
     print(f"batch {args.batch}, float32, best of {args.reps}, ms; ratio = all threads / by thread")
     print("| C -> K | plane | forward all | by thread | ratio | input grad all | by thread | ratio | default |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -115,7 +114,7 @@ def schedules(args):
             else "all threads"
         print(f"| {C} -> {K} | {H}x{H} | {fa:.2f} | {ft:.2f} | {fa / ft:.2f} | {ba:.2f} | {bt:.2f} | {ba / bt:.2f} "
               f"| {picked} |", flush=True)
-    cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS = saved
+    cpu_winograd.MIN_CHANNELS, cpu_winograd.MIN_TILES, cpu.FOLD_MAX_CHANNELS, cpu.FOLD_MAX_OUTPUTS = saved
 
 
 if __name__ == "__main__":

@@ -313,11 +313,12 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer, residual)
         elif _by_rows((R, S), stride, padding, min(C, K), N * H * W):
             # dx^T = dout^T W, per task a block of dx's channels: the gate and scale applied in dout's copy
-            g, _, _ = _pad_and_taps(dout, 0, 0, w, True, gate, scale, clip)
-            cblock = -(-C // (2 * threads) // 16) * 16          # two tasks per thread, whole 16-lane vectors
+            if gate is not None or scale is not None or clip:
+                dout = _gated_copy(dout, gate, scale, clip)
+            cblock = 16 * -(-C // (32 * threads))               # two tasks per thread, whole 16-lane vectors
             scratch = _buffer("by_rows", threads * H * W * cblock, dout.dtype).reshape(threads, -1)
-            _product_by_rows(g.reshape(N, K, H * W), w.reshape(K, C), None if residual is None else residual.ravel(),
-                             dx.reshape(N, C, H * W), cblock, scratch)
+            _product_by_rows(dout.reshape(N, K, H * W), w.reshape(K, C),
+                             None if residual is None else residual.ravel(), dx.reshape(N, C, H * W), cblock, scratch)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
