@@ -8,8 +8,8 @@ nothing, and on these shapes it ran 1.0-1.6x the BLAS's speed here (``python ben
 
 - a *tile* of C, MR rows by NV vectors of columns (8 x 48 floats with AVX-512), lives in registers while
   the sum runs: the tile kernels, in LLVM IR, are in ``cpu_tiles``;
-- ``tiled_gemm`` walks the tiles: depth in chunks of KC, blocks of MC_TILES row tiles (A's block stays in
-  the core's L2 cache), column blocks (B's block in L1), row tiles;
+- ``tiled_gemm`` walks the tiles: depth in chunks of KC (one chunk for one column block, below), blocks of
+  MC_TILES row tiles (A's block stays in the core's L2 cache), column blocks (B's block in L1), row tiles;
 - except for a product through the epilogue that is shallow and wide (one chunk of the depth, at least
   ROWS_FIRST_BLOCKS column blocks, B's panel within ROWS_FIRST_PANEL): there each row tile runs along all
   the column blocks, B's panel coming from L2. Down the columns, the tiles store C (and read the residual)
@@ -20,6 +20,11 @@ nothing, and on these shapes it ran 1.0-1.6x the BLAS's speed here (``python ben
   own (``AHEAD``): those rows are 192 bytes each, far apart, which no hardware prefetcher predicts. A
   256 -> 64 channel 1x1 convolution at batch 8 on 56x56 took 0.80x the time forward, its transpose 0.84x;
   ResNet-50 0.96-0.98x and VGG-16 0.97-0.985x at batch 1 and 8;
+- a product of one column block (a 7x7 plane's 49 columns) reads each number of A once whatever the walk, so
+  the depth is not cut into chunks there: each row tile sums all of it, and A's 8 rows stream whole, long runs
+  that the prefetchers follow, instead of 1 KiB pieces (cold weights at batch 1). Inside ResNet-50's batch-1
+  saliency pass, alternating pass by pass: its 512-channel 3x3 forward on 7x7 1.80 -> 1.57 ms, the 3x3/2 0.91
+  -> 0.80, the 1x1/2 0.73 -> 0.67; with A transposed (an input gradient) it lost (a 1x1/2's 0.82 -> 1.17 ms);
 - a pass of tiles costs the same for one valid column as for 48: the 49th column of a 7x7 plane made a
   2048 x 49 x 512 product 1.44x as slow as 2048 x 48 x 512 (1.7x with A transposed). So a last block of up
   to THIN_COLUMNS columns is summed row by row instead, with vectorised Numba loops, while A's block is in
@@ -46,7 +51,7 @@ from .cpu_tiles import (ADD, AHEAD, EPILOGUE, RELU, RESIDUAL, SHAPE, TABLE, conf
 __all__ = ["tiled_gemm", "tiled_gemm_rows", "tiled_gemm_epilogue", "switch", "is_on", "config", "SHAPE",
            "vector_shape", "tile_kernels", "ADD", "AHEAD", "EPILOGUE", "RELU", "RESIDUAL", "TABLE"]
 
-KC = 256                       # depth per pass over a tile: 256 rows of a 48-float block of B is 48 KiB
+KC = 256                       # depth per pass over a tile (of several column blocks): 256 rows of 48 floats = 48 KiB
 MC_TILES = 16                  # row tiles per block of A (8 x 16 rows x KC = 128 KiB of float32, in L2)
 THIN_COLUMNS = 3               # a last block of columns this narrow is summed by rows (``_tiled``)
 ROWS_FIRST_BLOCKS = 8          # an epilogue's product walks row tiles first from this many column blocks on
@@ -107,20 +112,21 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
     by_table = table.size > 0
     thin = n if k == 0 else n % width if n > width and n % width <= THIN_COLUMNS else 0
     wide = n - thin                             # the columns the tile kernels take
+    depth = max(k, 1) if wide <= width and not trans_a else KC     # the depth of one pass over a tile
     # an epilogue's product in one chunk of the depth, wide, with B's panel small: each row tile along all columns
     rows_first = (flags & EPILOGUE != 0 and k <= KC and wide >= ROWS_FIRST_BLOCKS * width
                   and k * wide * size <= ROWS_FIRST_PANEL)
     if thin:                                    # (allocated only here: Numba's allocator counts every array in
         sums = np.zeros(thin * m, c.dtype)      # shared counters, which two threads' calls contend on)
-        column = np.empty(thin * KC, c.dtype)   # the thin columns' sums over the depth, sums[j * m + r]; B's
-                                                # thin columns in one chunk of the depth, column[j * KC + p]
-    for p0 in range(0, k, KC):
-        kc = min(KC, k - p0)
+        column = np.empty(thin * depth, c.dtype)  # the thin columns' sums over the depth, sums[j * m + r];
+                                                # B's thin columns in one chunk of the depth, column[j * depth + p]
+    for p0 in range(0, k, depth):
+        kc = min(depth, k - p0)
         step = ((flags & ADD) if p0 == 0 else ADD) | (TABLE if by_table else 0)
         step |= (flags & ~ADD) if p0 + kc == k else 0
         for j in range(thin):
             for p in range(kc):
-                column[j * KC + p] = b[b_off + (table[p0 + p] if by_table else (p0 + p) * ldb) + wide + j]
+                column[j * depth + p] = b[b_off + (table[p0 + p] if by_table else (p0 + p) * ldb) + wide + j]
         for m1 in range(0, m, block):               # A's block of rows stays in L2 across the column blocks
             n_blocks, n_tiles = (wide + width - 1) // width, (min(m, m1 + block) - m1 + mr - 1) // mr
             # the row tile i and column block j, walked down each column block, or (rows_first) along each row tile
@@ -141,7 +147,7 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
                 else:
                     i, j = (0, j + 1) if i + 1 == n_tiles else (i + 1, j)
             if thin:                                # ... and the thin columns while A's block is in cache
-                _thin_sums(trans_a, m, thin, m1, min(m, m1 + block), p0, kc, a, a_off, lda, column, sums)
+                _thin_sums(trans_a, m, thin, m1, min(m, m1 + block), p0, kc, a, a_off, lda, column, depth, sums)
     for j in range(thin):                       # C's thin columns, through what the tile kernels' stores do
         for r in range(m):
             at = c_off + r * ldc + wide + j
@@ -154,8 +160,8 @@ def _tiled(trans_a, m, n, k, a, a_off, lda, b, b_off, ldb, table, flags, c, c_of
 
 
 @njit(cache=True, nogil=True)
-def _thin_sums(trans_a, m, thin, r0, r1, p0, kc, a, a_off, lda, column, sums):
-    """sums[j*m + r] += sum_{p < kc} op(A)[r, p0 + p] * column[j*KC + p] for rows r0..r1 and j < thin: with A
+def _thin_sums(trans_a, m, thin, r0, r1, p0, kc, a, a_off, lda, column, depth, sums):
+    """sums[j*m + r] += sum_{p < kc} op(A)[r, p0 + p] * column[j*depth + p] for rows r0..r1 and j < thin: with A
     transposed, a sweep along A's contiguous rows (op(A)'s columns); otherwise a dot product per row and
     column. The indices are unsigned: Numba then adds no test for a negative one, and LLVM vectorises the
     loops (12x faster here)."""
@@ -163,13 +169,13 @@ def _thin_sums(trans_a, m, thin, r0, r1, p0, kc, a, a_off, lda, column, sums):
         for p in range(kc):
             at = a_off + (p0 + p) * lda
             for j in range(thin):
-                bv, base = column[j * KC + p], j * m
+                bv, base = column[j * depth + p], j * m
                 for r in range(r0, r1):
                     sums[np.uint64(base + r)] += a[np.uint64(at + r)] * bv
         return
     for r in range(r0, r1):
         for j in range(thin):
-            sums[j * m + r] += _dot(a, a_off + r * lda + p0, column, j * KC, kc)
+            sums[j * m + r] += _dot(a, a_off + r * lda + p0, column, j * depth, kc)
 
 
 @njit(cache=True, nogil=True, fastmath=True)

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from minixai.kernels import cpu_gemm
@@ -62,6 +62,9 @@ def operands(rng, dtype, m, n, k, trans_a, pads, offsets):
        trans_a=st.booleans(), beta=st.sampled_from([0.0, 1.0]), dtype=st.sampled_from([np.float32, np.float64]),
        pads=st.tuples(*[st.integers(0, 5)] * 3), offsets=st.tuples(*[st.integers(0, 9)] * 3),
        seed=st.integers(0, 2 ** 31))
+# one column block (a 7x7 plane's 48 + 1 columns) deeper than KC: summed in one pass over the whole depth
+@example(m=17, n=49, k=600, trans_a=False, beta=1.0, dtype=np.float32, pads=(1, 2, 3), offsets=(1, 2, 3), seed=1)
+@example(m=9, n=48, k=600, trans_a=False, beta=0.0, dtype=np.float64, pads=(0, 0, 0), offsets=(0, 0, 0), seed=2)
 def test_the_tiled_product_is_numpys(tiled, m, n, k, trans_a, beta, dtype, pads, offsets, seed):
     rng = np.random.default_rng(seed)
     (a, lda), (b, ldb), (c, ldc), (A, B, C) = operands(rng, dtype, m, n, k, trans_a, pads, offsets)
@@ -84,6 +87,8 @@ def test_the_tiled_product_is_numpys(tiled, m, n, k, trans_a, beta, dtype, pads,
        with_residual=st.booleans(),
        dtype=st.sampled_from([np.float32, np.float64]), pads=st.tuples(*[st.integers(0, 5)] * 3),
        offsets=st.tuples(*[st.integers(0, 9)] * 3), row0=st.integers(0, 4), seed=st.integers(0, 2 ** 31))
+@example(m=20, n=50, k=600, trans_a=False, relu=True, with_residual=True, dtype=np.float32, pads=(2, 1, 0),
+         offsets=(3, 0, 1), row0=2, seed=3)
 def test_the_epilogue_in_the_tile_stores(tiled, m, n, k, trans_a, relu, with_residual, dtype, pads, offsets, row0,
                                          seed):
     """C = max(scale * (op(A) @ B) + bias (+ residual), 0 if relu), applied once, after the last chunk of the
