@@ -87,6 +87,15 @@ FOLD_PHASE_PLANES = True
 # cold weights, alternating: ResNet-50's 512 -> 2048 and 2048 -> 512 layers on 7x7 0.69-0.78x the time alone,
 # 1.56 -> 1.13 and 1.12 -> 0.83 ms per batch-1 saliency pass; on 14x14 it lost (1.09-1.13x in the pass)
 BY_ROWS_MAX_OUTPUTS = 64
+# A shift GEMM's tasks split a plane's rows to spread evenly over the threads, but not into blocks of fewer
+# positions than this where its output channels alone give every thread its tasks: at batch 1 the 7x7 planes
+# were cut into 4 + 3 rows (28 and 21 columns of the GEMM's 48-column tiles) and the 14x14 / 17x17 ones read
+# their weights twice. Nor do a 1x1/2 layer's on im2col (a strided copy, cheap to repeat per block of channels).
+# Inside the batch-1 saliency passes, alternating pass by pass: ResNet-50's 1x1 layers forward on 7x7 1.12 -> 0.92
+# and 0.78 -> 0.60 ms per pass, the 1x1/2 0.65 -> 0.55, the 256-channel 3x3 on 14x14 3.21 -> 3.08, the pass 0.989x;
+# VGG-16's 512-channel 3x3 on 14x14 8.23 -> 7.80 (pass 0.98x); Inception v3's 17x17 layers 1-14% faster, its 8x8
+# ones within 0.03 ms either way (pass 0.995-0.997x)
+MIN_SPLIT_POSITIONS = 192
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
@@ -108,18 +117,28 @@ def _task_rows(n_rows, row_width, depth):
     return max(1, min(n_rows, min(TASK_COLUMNS, TASK_PANEL // depth) // row_width))
 
 
-def _blocks(n_images, n_rows, row_width, depth, n_channels, threads, per_thread=2):
-    """(rows per task, channels per task): the rows of `_task_rows`, and the output channels split
-    until there are at least `per_thread` tasks per thread (batch 1 at 14x14 is a single block of rows)."""
+def _blocks(n_images, n_rows, row_width, depth, n_channels, threads, per_thread=2, keep_rows=0):
+    """(rows per task, channels per task): the rows of `_task_rows`, cut into more blocks where the tasks would
+    not spread evenly over the threads, and the output channels split until there are at least `per_thread`
+    tasks per thread. With ``keep_rows``, a plane whose blocks would hold fewer positions than that keeps its
+    rows whole where its channels alone give each thread `per_thread` tasks (``MIN_SPLIT_POSITIONS``)."""
     n_row_blocks = -(-n_rows // _task_rows(n_rows, row_width, depth))
     if (n_images * n_row_blocks) % threads and n_images * n_row_blocks < 8 * threads:
-        n_row_blocks = min(n_rows, n_row_blocks + threads - (n_images * n_row_blocks) % threads)
+        more = min(n_rows, n_row_blocks + threads - (n_images * n_row_blocks) % threads)
+        whole = n_images * n_row_blocks * _channel_blocks(n_images * n_row_blocks, n_channels, threads, per_thread)
+        if n_rows // more * row_width >= keep_rows or whole < per_thread * threads or whole % threads:
+            n_row_blocks = more
     rows = -(-n_rows // n_row_blocks)
-    n_channel_blocks = 1
-    while (n_images * n_row_blocks * n_channel_blocks < per_thread * threads
-           and n_channels // n_channel_blocks >= 2 * MIN_CHANNEL_BLOCK):
-        n_channel_blocks *= 2
-    return rows, -(-n_channels // n_channel_blocks)
+    return rows, -(-n_channels // _channel_blocks(n_images * n_row_blocks, n_channels, threads, per_thread))
+
+
+def _channel_blocks(tasks, n_channels, threads, per_thread):
+    """Blocks of output channels, doubled until `tasks` * blocks >= `per_thread` tasks per thread (each
+    block at least MIN_CHANNEL_BLOCK channels)."""
+    blocks = 1
+    while tasks * blocks < per_thread * threads and n_channels // blocks >= 2 * MIN_CHANNEL_BLOCK:
+        blocks *= 2
+    return blocks
 
 
 # ---- convolution, forward -------------------------------------------------------------------------------
@@ -155,7 +174,9 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
         else:
             # one task per thread where the rows allow: tasks of one block of rows each build its im2col
             # (batch 1: 256 -> 256 3x3 stride 2 on 28x28 1.05 -> 0.80 ms, 1x1 stride 2 on 56x56 0.66 -> 0.58)
-            rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1)
+            # (a 1x1's im2col is a strided copy, cheap to repeat for each block of channels: its rows stay whole)
+            rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1,
+                                   keep_rows=MIN_SPLIT_POSITIONS if R * S == 1 else 0)
             cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
             flat_residual = None if residual is None else residual.ravel()
             im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, flat_residual, out, *stride, *padding,
@@ -256,7 +277,7 @@ def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, thre
     N, P, C, Hp, Wp = planes.shape
     K, OH, OW = out.shape[1:]
     table = (np.arange(C)[:, None] * (Hp * Wp) + tap_at.reshape(1, -1)).ravel() if folded else _NO_TABLE
-    rows, kblock = _blocks(N, OH, Wp, C, K, threads)
+    rows, kblock = _blocks(N, OH, Wp, C, K, threads, keep_rows=MIN_SPLIT_POSITIONS)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
     _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, None if residual is None else residual.ravel(),

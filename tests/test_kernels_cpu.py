@@ -172,6 +172,19 @@ def test_conv2d_default_paths_on_wider_layers():
     assert calls[0] == 10        # two Winograd shapes: forward, fused forward, 3 backward each
 
 
+def test_small_planes_at_batch_one_keep_their_rows_whole():
+    """Two threads, one image: a 7x7 plane (49 positions, one tile row of the GEMM) or a 14x14 one is not cut
+    into blocks of rows (4 + 3 or 7 + 7) where its output channels alone give each thread two tasks; with too few
+    channels for that, or blocks of MIN_SPLIT_POSITIONS or more (28x28), or without ``keep_rows``, it is."""
+    keep = cpu.MIN_SPLIT_POSITIONS
+    assert cpu._blocks(1, 7, 7, 512, 2048, 2, keep_rows=keep) == (7, 512)        # 4 tasks of 512 channels
+    assert cpu._blocks(1, 14, 16, 256, 256, 2, keep_rows=keep) == (14, 64)
+    assert cpu._blocks(1, 7, 7, 512, 2048, 2) == (4, 1024)                        # 2 x 2 tasks
+    assert cpu._blocks(1, 7, 7, 64, 64, 2, keep_rows=keep) == (4, 32)             # 64 channels: 2 tasks whole
+    assert cpu._blocks(1, 28, 28, 128, 512, 2, keep_rows=keep) == (14, 256)       # 392 positions a block
+    assert cpu._blocks(2, 7, 7, 512, 2048, 2, keep_rows=keep) == (7, 1024)        # two images: even already
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_small_1x1_input_gradient_runs_as_its_transpose(dtype, monkeypatch):
     """A 1x1 input gradient on a batch-1 7x7 or 8x8 plane goes through ``_product_by_rows`` (dx^T = dout^T W),
