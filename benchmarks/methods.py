@@ -4,6 +4,7 @@ same input, same thread count, CPU, 224x224, batch 1.
     python benchmarks/methods.py --rounds 3                          # the full table + IG peak memory (long)
     python benchmarks/methods.py --models resnet50 --methods saliency gradcam --rounds 1 --no-memory
     python benchmarks/methods.py --memory-only --models resnet50     # only the IG memory table
+    python benchmarks/methods.py --separate --rounds 3 --no-memory   # each engine timed in its own processes
 
 Peers: Captum for saliency (Saliency, abs=False), gxi (InputXGradient), smoothgrad (NoiseTunnel over Saliency,
 same n, stdevs = sigma * (max x - min x) as minixai), ig (IntegratedGradients, gausslegendre, same steps),
@@ -24,7 +25,9 @@ Captum's DeepLIFT max-pool rule sums where windows overlap. These change nothing
 cost a few copies.
 
 Both engines run in one process, alternating method by method (minixai, then its peer) for several rounds
-after a warm-up call of each; the table gives medians and the ratio minixai / peer (below 1: minixai is
+after a warm-up call of each (with --separate, the warm-up calls there give the agreement column, and the
+timing runs in fresh processes, one engine each, alternating, --rounds of each, as engine_separate.py does:
+each process times every row's calls of its engine, the median of up to 3 after a warm-up); the table gives medians and the ratio minixai / peer (below 1: minixai is
 faster), and the relative L2 difference of the two results from the warm-up call (float32, so the ReLU-kink
 flips of tests/test_parity_torch.py show up at the 1e-3 level; SmoothGrad's noise differs, so none there).
 The machine may be shared and noisy: trust the ratios of one run more than absolute times across runs.
@@ -250,7 +253,15 @@ def time_table(args):
             print(f"  {arch} {method} ({peer}): warm, relative L2 difference {agreement[method, peer]}",
                   file=sys.stderr, flush=True)
         times = {(method, peer, engine): [] for method, peer, _, _ in table for engine in ("mx", "peer")}
-        for r in range(args.rounds):
+        if args.separate:                                         # the timing in fresh processes, one engine each
+            for r in range(args.rounds):
+                for engine in ("mx", "peer") if r % 2 == 0 else ("peer", "mx"):
+                    for (method, peer), seconds in engine_process(engine, arch, args).items():
+                        times[method, peer, engine].append(seconds)
+                print(f"  {arch} round {r + 1}: " + ", ".join(
+                    f"{method} ({peer}) {times[method, peer, 'mx'][-1]:.2f} / {times[method, peer, 'peer'][-1]:.2f} s"
+                    for method, peer, _, _ in table), file=sys.stderr, flush=True)
+        for r in range(0 if args.separate else args.rounds):
             for method, peer, ours, theirs in table:
                 outputs = {}
                 for engine, call in (("mx", ours), ("peer", theirs)):
@@ -269,6 +280,56 @@ def time_table(args):
         del net, model, table
         gc.collect()
     return results
+
+
+def engine_process(engine, arch, args):
+    """{(method, peer): seconds} of each row's `engine` ("mx" or "peer"): the median of up to 3 calls after a
+    warm-up call (fewer once they add up to 2 s; Score-CAM and Ablation-CAM one call, no warm-up), in a
+    fresh process that runs no kernel of the other engine (it builds both models: the weights and the target
+    come from torch). The rows of `args.methods` on `arch`, with the same options."""
+    command = [sys.executable, os.path.abspath(__file__), "--time-engine", engine, "--models", arch,
+               "--methods", *args.methods, "--steps", str(args.steps), "--samples", str(args.samples),
+               "--evaluations", str(args.evaluations), "--grid", str(args.grid),
+               "--gradient-samples", str(args.gradient_samples), "--perturbation-batch", str(args.perturbation_batch),
+               "--cam-batch", str(args.cam_batch)]
+    if args.batch_size is not None:
+        command += ["--batch-size", str(args.batch_size)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the {engine} process for {arch} failed:\n{result.stderr[-3000:]}")
+    return {tuple(key.split("|")): seconds for key, seconds in json.loads(result.stdout.splitlines()[-1]).items()}
+
+
+def time_engine(engine, args):
+    """The child of `engine_process`: {"method|peer": seconds}."""
+    import torch
+    torch.set_num_threads(THREADS)
+    warnings.filterwarnings("ignore")
+    from captum.attr._core import deep_lift
+    from torch_peers import captum_maxpool2d_summing
+    deep_lift.SUPPORTED_NON_LINEAR[torch.nn.MaxPool2d] = captum_maxpool2d_summing
+    arch = args.models[0]
+    net, model, x, black, target = build(arch)
+    table = rows(arch, net, model, x, black, target, args)
+    calls = [(f"{method}|{peer}", ours if engine == "mx" else theirs) for method, peer, ours, theirs in table]
+
+    def timed(call):
+        gc.collect()
+        start = time.perf_counter()
+        call()
+        return time.perf_counter() - start
+
+    times = {}
+    time.sleep(1.0)                             # torch's threads, busy while building, go idle
+    for key, call in calls:
+        slow = key.split("|")[0] in SLOW        # minutes per call: one call, no warm-up
+        if not slow:
+            call()                              # warm-up
+        runs = [timed(call)]
+        while not slow and len(runs) < 3 and sum(runs) < 2.0:
+            runs.append(timed(call))
+        times[key] = statistics.median(runs)
+    return times
 
 
 # ---- IG peak memory (one subprocess per measurement) ----------------------------------------------------
@@ -341,9 +402,16 @@ def main():
     parser.add_argument("--memory-steps", type=int, default=50)
     parser.add_argument("--no-memory", action="store_true", help="skip the IG peak-memory subprocesses")
     parser.add_argument("--memory-only", action="store_true", help="only the IG peak-memory table")
+    parser.add_argument("--separate", action="store_true",
+                        help="time each engine in fresh processes of its own (alternating, --rounds of each), as "
+                             "engine_separate.py does, instead of both in this one")
+    parser.add_argument("--time-engine", choices=("mx", "peer"), help=argparse.SUPPRESS)
     parser.add_argument("--memory-probe", nargs=4, metavar=("ENGINE", "ARCH", "BATCH", "STEPS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_engine:
+        print(json.dumps(time_engine(args.time_engine, args)))
+        return
     if args.memory_probe:
         engine, arch, batch_size, steps = args.memory_probe
         batch_size = None if batch_size == "None" else int(batch_size)
@@ -355,7 +423,8 @@ def main():
     print(f"threads: {THREADS} (numba and torch), minixai's tiled GEMM {'on' if cpu_blas.TILED else 'off'}, BLAS {cpu_blas.BLAS}, "
           f"torch {version('torch')}, captum {version('captum')}, "
           f"zennit {version('zennit')}, grad-cam {version('grad-cam')}, 224x224, batch 1, "
-          f"{args.rounds} rounds, medians; IG {args.steps} steps, SmoothGrad n={args.samples}, "
+          f"{args.rounds} rounds, medians{' of one process per engine and round' if args.separate else ''}; "
+          f"IG {args.steps} steps, SmoothGrad n={args.samples}, "
           f"batch_size {args.batch_size}")
     if not args.memory_only:
         results = time_table(args)

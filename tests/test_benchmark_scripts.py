@@ -47,3 +47,19 @@ def test_bandwidth_loops_do_the_work_whose_bytes_they_count():
     np.testing.assert_array_equal(out, 2 * a + b)
     bandwidth._copy(b, out)
     np.testing.assert_array_equal(out, b)
+
+
+def test_methods_separate_times_each_engine_in_a_process_of_its_own(monkeypatch):
+    # --separate: a child process per engine and round, which times only its engine's calls of each row and
+    # answers one JSON line; the parent reads it back by (method, peer)
+    import argparse
+    import pytest
+    pytest.importorskip("captum")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))          # methods.py imports its neighbour _memory
+    methods = load("methods")
+    args = argparse.Namespace(methods=["saliency"], steps=2, samples=2, evaluations=4, grid=2, gradient_samples=2,
+                              perturbation_batch=2, cam_batch=2, batch_size=None)
+    for engine in ("mx", "peer"):
+        times = methods.engine_process(engine, "resnet50", args)
+        assert set(times) == {("saliency", "Captum")}
+        assert 0 < times["saliency", "Captum"] < 60
