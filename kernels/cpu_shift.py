@@ -144,7 +144,6 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
                         epilogue_run(wt, (k - k0) * L + (i - i0) * Wp, of, at, OW, scale[k], bias[k], relu, residual)
 
 
-
 @njit(parallel=True, cache=True)
 def _product_by_rows(g, w, residual, dx, cblock, scratch):
     """dx[n, c, l] = sum_k w[k, c] * g[n, k, l] (+ residual), computed as its transpose: per task (image n, output
