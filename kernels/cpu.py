@@ -31,6 +31,7 @@ Tasks write disjoint parts of the output: ``prange`` never runs an overlapping `
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
 norm and the residual join are in ``cpu_pointwise``, dense layers in ``cpu_dense``, max-pooling in ``cpu_pool``.
 """
+import functools
 import threading
 
 import numba
@@ -112,6 +113,33 @@ def _buffer(name, size, dtype):
     return buf[:size]
 
 
+_constants = {}
+
+
+def _filled(value, n, dtype):
+    """np.full(n, value, dtype), made once per (value, n, dtype): the default scale (1) and bias (0) of the
+    epilogue, which the kernels only read. Each small array a call makes costs about a microsecond, and a
+    batch-1 pass of ResNet-50 makes some hundred calls: such costs (np.prod, an import, a context manager, a
+    tap table per call) added up to 3-5% of it."""
+    key = (value, n, np.dtype(dtype))
+    a = _constants.get(key)
+    if a is None:
+        a = _constants[key] = np.full(n, value, dtype)
+    return a
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(R, S, dh, dw, Wp):
+    """tap_at[r, s] = r*dh*Wp + s*dw: where tap (r, s) of a kernel starts in a padded plane Wp wide."""
+    return (np.arange(R)[:, None] * dh * Wp + np.arange(S)[None, :] * dw).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def _fold_table(C, plane, tap_at):
+    """The rows of a folded product's B: table[(c, r, s)] = c*plane + tap_at[r, s] (tap_at as int64 bytes)."""
+    return (np.arange(C)[:, None] * plane + np.frombuffer(tap_at, np.int64)[None, :]).ravel()
+
+
 def _task_rows(n_rows, row_width, depth):
     """Output rows per task: as many as fit TASK_COLUMNS positions and a TASK_PANEL input panel."""
     return max(1, min(n_rows, min(TASK_COLUMNS, TASK_PANEL // depth) // row_width))
@@ -153,8 +181,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
         raise ValueError(f"conv2d_forward: residual has shape {residual.shape}, the output {out.shape}")
     # the epilogue of every task: out = max(scale[k] * conv + bias[k] (+ residual), 0 if relu); x * 1 + 0 is exact
     plain = b is None and scale is None and not relu and residual is None
-    bias = b if b is not None else np.zeros(K, x.dtype)
-    scale = scale if scale is not None else np.ones(K, x.dtype)
+    bias = b if b is not None else _filled(0, K, x.dtype)
+    scale = scale if scale is not None else _filled(1, K, x.dtype)
     threads = numba.get_num_threads()
     # a shift GEMM's product has depth C, or C*R*S where the taps fold into one (an RGB input's 7x7 too)
     few = _folds_few_outputs(stride, (R, S), min(C, K), N, OH * OW)
@@ -256,7 +284,7 @@ def _pad_and_taps(x, qh, qw, w, transposed, gate=None, scale=None, clip=False, f
             else w.reshape(1, 1, K, Cw * R * S))
     if copy_x or copy_w:
         _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate if gated else x, gated, clip,
-                           scale if scale is not None else np.ones(C, x.dtype), w, taps, copy_w, transposed)
+                           scale if scale is not None else _filled(1, C, x.dtype), w, taps, copy_w, transposed)
     return xpad, taps, transposed and R * S == 1
 
 
@@ -266,7 +294,7 @@ def _shift_gemm_any(xpad, kernel, taps, trans, scale, bias, relu, out, dilation,
     kernel (R, S); ``folded``: taps from ``_pad_and_taps(..., folded=True)``, one product per task."""
     N, C, Hp, Wp = xpad.shape
     R, S = kernel
-    tap_at = (np.arange(R)[:, None] * dilation[0] * Wp + np.arange(S)[None, :] * dilation[1]).astype(np.int64)
+    tap_at = _tap_offsets(R, S, dilation[0], dilation[1], Wp)
     _shift_gemm_planes(xpad.reshape(N, 1, C, Hp, Wp), tap_at, taps, trans, scale, bias, relu, out, threads,
                        plain, residual, folded)
 
@@ -276,7 +304,7 @@ def _shift_gemm_planes(planes, tap_at, taps, trans, scale, bias, relu, out, thre
     task, B's rows through a table (the tiled GEMM's), instead of one product per tap."""
     N, P, C, Hp, Wp = planes.shape
     K, OH, OW = out.shape[1:]
-    table = (np.arange(C)[:, None] * (Hp * Wp) + tap_at.reshape(1, -1)).ravel() if folded else _NO_TABLE
+    table = _fold_table(C, Hp * Wp, tap_at.tobytes()) if folded else _NO_TABLE
     rows, kblock = _blocks(N, OH, Wp, C, K, threads, keep_rows=MIN_SPLIT_POSITIONS)
     direct = Wp == OW       # 1x1 conv without padding: the GEMM writes straight into `out`
     wide = _buffer("wide", 0 if direct else threads * kblock * ((rows - 1) * Wp + OW), out.dtype)
@@ -345,7 +373,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
             doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
-            _shift_gemm_any(doutp, (R, S), taps, trans, np.ones(C, dout.dtype), np.zeros(C, dout.dtype), False,
+            _shift_gemm_any(doutp, (R, S), taps, trans, _filled(1, C, dout.dtype), _filled(0, C, dout.dtype), False,
                             dx, dilation, threads, plain=residual is None, residual=residual)
         else:
             if gate is not None or scale is not None or clip:
@@ -370,7 +398,7 @@ def _gated_copy(dout, gate, scale, clip):
     K = dout.shape[1]
     no_weights = np.zeros((1, 1, 1, 1), dout.dtype)         # the same kernel, with no weights to copy
     _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None, clip,
-                       scale if scale is not None else np.ones(K, dout.dtype), no_weights, no_weights,
+                       scale if scale is not None else _filled(1, K, dout.dtype), no_weights, no_weights,
                        False, False)
     return out
 

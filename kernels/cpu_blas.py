@@ -100,17 +100,22 @@ _blas_users = 0              # threads inside single_threaded_blas() right now
 _blas_saved = []             # (library controller, its thread count before the first of them entered)
 
 
-@contextlib.contextmanager
 def single_threaded_blas():
     """Run the enclosed kernels with every loaded BLAS limited to one thread (Numba owns the threads).
 
     BLAS thread counts are process-wide, and several Python threads may run kernels at once: the first to
     enter saves the counts and sets them to 1, the last to leave restores them. Only SciPy's OpenBLAS, shared
-    with the user's own SciPy calls, needs it: with another library bound this does nothing."""
+    with the user's own SciPy calls, needs it: with another library bound this does nothing (and costs
+    nothing: a generator's context per kernel call was 1% of a batch-1 pass)."""
+    return _one_blas_thread() if _SHARED else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
     global _blas_controllers, _blas_users, _blas_saved
-    if not _SHARED:
-        yield
-        return
     with _blas_lock:
         if _blas_users == 0:
             if _blas_controllers is None:

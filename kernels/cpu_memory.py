@@ -11,6 +11,7 @@ pool's own is idle and can be handed out again: no bookkeeping when arrays die, 
 Idle blocks are kept up to ``IDLE_LIMIT`` bytes, and arrays larger than that are plain ``np.empty``
 (IG's whole batch of path images should not sit idle); `release` hands idle blocks back to the system.
 """
+import math
 import sys
 import threading
 
@@ -41,14 +42,14 @@ _ENABLED = getattr(sys, "_is_gil_enabled", lambda: True)()
 def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order), reusing an idle block of the same size if there is one."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize         # (np.prod: 2 us, a few % of a batch-1 pass's time)
     if not _ENABLED or nbytes < MIN_BYTES or nbytes > IDLE_LIMIT:   # too big to be kept idle anyway
         return np.empty(shape, dtype)
     with _lock:
         same = _blocks.setdefault(nbytes, [])
-        idle = [i for i in range(len(same)) if _refs(same, i) == _IDLE_REFS]
-        if idle:
-            block = same[idle[0]]
+        idle = next((i for i in range(len(same)) if _refs(same, i) == _IDLE_REFS), None)
+        if idle is not None:
+            block = same[idle]
         else:
             _evict(IDLE_LIMIT - nbytes)
             block = np.empty(nbytes, np.uint8)

@@ -59,8 +59,10 @@ def relu_backward(dout, out):
 def _threads_for(size):
     """One Numba thread for an elementwise pass over fewer than RELU_PARALLEL_MIN elements."""
     previous = numba.get_num_threads()
-    if size < RELU_PARALLEL_MIN and previous > 1:
-        numba.set_num_threads(1)
+    if size >= RELU_PARALLEL_MIN or previous == 1:
+        yield
+        return
+    numba.set_num_threads(1)
     try:
         yield
     finally:

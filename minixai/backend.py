@@ -64,9 +64,9 @@ def kernels(x=None):
         return xp
     name = get_backend()
     if name == "numba":
-        _choose_thread_wait()
-        from .kernels import cpu
-        return cpu
+        if _cpu is None:                # (an import statement per layer call: 1-2% of a batch-1 pass)
+            _load_cpu_kernels()
+        return _cpu
     if name == "reference":
         from .kernels import reference
         return reference
@@ -75,6 +75,14 @@ def kernels(x=None):
 
 
 THREAD_WAIT = None      # how Numba's OpenMP threads wait between kernels, and why (set at the first kernel)
+_cpu = None             # minixai.kernels.cpu, once the first kernel has chosen how the threads wait
+
+
+def _load_cpu_kernels():
+    global _cpu
+    _choose_thread_wait()
+    from .kernels import cpu
+    _cpu = cpu
 SPIN_COUNT = 5000       # about 0.1 ms of spinning: covers the gaps between the kernels of one pass
 
 
@@ -125,6 +133,8 @@ def _other_runnable(looks=8):
 def array_module(x):
     """numpy or cupy, whichever owns ``x``. An array type may name its module in ``__array_module__`` (the
     tests' stand-in for a GPU array, tests/fake_device.py)."""
+    if type(x) is np.ndarray:
+        return np
     named = getattr(type(x), "__array_module__", None)
     if named is not None:
         return named

@@ -148,7 +148,7 @@ class ConvUnit(Layer):
                                        relu=relu, residual=residual)
         tape.keep(conv, x=x)
         if self.bn is not None:
-            tape.keep(self.bn)
+            tape.keep(self.bn, scale=scale)           # for fused_backward: computed once per pass
         return out
 
     def backward(self, ctx, dout, rule, plus=None):
@@ -164,7 +164,7 @@ class ConvUnit(Layer):
     def fused_backward(self, ctx, dout, step, plus=None):
         """dx (+ plus) of conv -> bn -> relu under `step`, in one kernel call (after a fused forward)."""
         contexts, conv = ctx.tape.contexts, self.conv
-        scale = self.bn.scale_shift(dout.dtype)[0] if self.bn is not None else None
+        scale = contexts[self.bn].scale.astype(dout.dtype, copy=False) if self.bn is not None else None
         gate = contexts[self.relu].out if self.relu is not None and step.masked else None
         clip = self.relu is not None and step.clipped
         x_shape = (dout.shape[0], *contexts[conv].x.shape[1:])
