@@ -23,7 +23,8 @@ B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward
 with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and out
 (``_narrow``), and any strided one on phase planes.
 Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
-gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``), and the weight gradient
+gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``; a lone 7x7 plane's im2col built
+by both threads together, ``_shares_im2col``), and the weight gradient
 (training only) im2col with one partial sum per thread. The shift GEMM's Numba kernels are in ``cpu_shift``.
 Deeper 3x3 stride-1 layers go to Winograd's F(2x2, 3x3) in ``cpu_winograd``: 2.25x fewer multiplications
 (benchmarks/conv_layers.py).
@@ -38,7 +39,7 @@ import numba
 import numpy as np
 
 from . import cpu_gemm, cpu_memory, cpu_winograd
-from .cpu_im2col import col2im_gemm, im2col_gemm, weight_gradient
+from .cpu_im2col import col2im_gemm, im2col_gemm, im2col_gemm_shared, weight_gradient
 from .cpu_blas import single_threaded_blas
 from .cpu_gemm import _NO_TABLE
 from .cpu_dense import linear_backward_input, linear_forward
@@ -205,11 +206,42 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
             # (a 1x1's im2col is a strided copy, cheap to repeat for each block of channels: its rows stay whole)
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1,
                                    keep_rows=MIN_SPLIT_POSITIONS if R * S == 1 else 0)
-            cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
             flat_residual = None if residual is None else residual.ravel()
+            if _shares_im2col(N, OH, OW, C * R * S, R * S, rows, x.dtype.itemsize):
+                kblock = -(-K // _channel_blocks(1, K, threads, 1))
+                cols = _buffer("cols", C * R * S * OH * OW, x.dtype)
+                im2col_gemm_shared(x, w.reshape(K, C * R * S), scale, bias, relu, flat_residual, out, *stride,
+                                   *padding, *dilation, R, S, kblock, cols)
+                return out
+            cols = _buffer("cols", threads * C * R * S * rows * OW, x.dtype).reshape(threads, -1)
             im2col_gemm(x, w.reshape(K, C * R * S), scale, bias, relu, flat_residual, out, *stride, *padding,
                         *dilation, R, S, rows, kblock, cols)
     return out
+
+
+def _shares_im2col(n_images, OH, OW, depth, taps, rows, itemsize):
+    """One image whose output plane would be one task but is cut into blocks of `rows` rows to spread over the
+    threads, where those blocks take more of the tile kernels' vector passes than the whole plane: then the
+    threads build the plane's im2col together and split its output channels (``im2col_gemm_shared``). A 7x7
+    plane cut into 4 + 3 rows (28 and 21 columns) took 2 + 2 vectors of 16 lanes against 3 for all 49 (the 49th
+    is a thin column): ResNet-50's 512-channel 3x3 layers on 7x7, forward at batch 1, 1.59 -> 1.42 ms per pass,
+    its 3x3/2 0.80 -> 0.71 (alternating pass by pass); an 8x8 plane's 32 + 32 take 4 vectors as 64 do, and
+    shared, Inception v3's 384-channel 8x8 layers lost (0.65 -> 0.74 ms)."""
+    if n_images != 1 or taps == 1 or rows >= OH or not cpu_gemm.is_on() or _task_rows(OH, OW, depth) < OH:
+        return False
+    blocks = [rows * OW] * (OH // rows) + ([OH % rows * OW] if OH % rows else [])
+    return _vectors(OH * OW, itemsize) < sum(_vectors(columns, itemsize) for columns in blocks)
+
+
+def _vectors(columns, itemsize):
+    """The tile kernels' vector passes along a product `columns` wide (a last block of up to
+    cpu_gemm.THIN_COLUMNS columns is summed by rows instead)."""
+    lanes, _, nv = cpu_gemm.SHAPE
+    lanes = lanes * 4 // itemsize
+    width = lanes * nv
+    if columns > width and columns % width <= cpu_gemm.THIN_COLUMNS:
+        columns -= columns % width
+    return -(-columns // lanes)
 
 
 def _use_shift_gemm(stride, padding, kernel, channels, plane):

@@ -23,10 +23,16 @@ def columns_inside(shift, sw, W, OW):
 @njit(cache=True)
 def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
     """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
+    im2col_channels(x, n, 0, x.shape[1], i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols)
+
+
+@njit(cache=True)
+def im2col_channels(x, n, c0, c1, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
+    """The rows (c, r, s) of ``im2col`` for the input channels c0 <= c < c1 only."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     L = (i1 - i0) * OW
     xf = x.reshape(x.size)
-    for c in range(C):
+    for c in range(c0, c1):
         for r in range(R):
             for s in range(S):
                 base = ((c * R + r) * S + s) * L
@@ -67,15 +73,41 @@ def im2col_gemm(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, d
             if built != n * n_rb + rb:
                 im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols[t])
                 built = n * n_rb + rb
-            at = ((n * K + k0) * OH + i0) * OW
-            if tiled_gemm_on():         # the tile kernels apply the epilogue as they store the output
-                tiled_gemm_epilogue(False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L, of, at, OH * OW,
-                                    scale, bias, k0, relu, residual)
-                continue
-            gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, cols[t], 0, L, 0.0, of, at, OH * OW)
-            for k in range(k0, k1):            # rows i0..i1 of plane k are one run of out
-                at = ((n * K + k) * OH + i0) * OW
-                epilogue_run(of, at, of, at, L, scale[k], bias[k], relu, residual)
+            _product(wf, k0, k1, CRS, cols[t], L, scale, bias, relu, residual, of, ((n * K + k0) * OH + i0) * OW,
+                     OH * OW)
+
+
+@njit(parallel=True, cache=True)
+def im2col_gemm_shared(x, wmat, scale, bias, relu, residual, out, sh, sw, ph, pw, dh, dw, R, S, kblock, cols):
+    """``im2col_gemm`` for one image (x and out of batch 1) whose whole output plane is one block of rows: the
+    threads build its im2col together, a block of input channels each, then each multiplies blocks of kblock
+    output channels by all of it. Split by rows instead (one im2col per thread), a 7x7 plane became 4 + 3 rows,
+    28 and 21 columns of the tile kernels' 48, and a 512-channel 3x3 layer ran at 61% of the peak with hot
+    weights (``kernels/cpu.py`` chooses which)."""
+    C = x.shape[1]
+    K, CRS = wmat.shape
+    OH, OW = out.shape[2], out.shape[3]
+    L = OH * OW
+    col = cols.reshape(cols.size)
+    for c in prange(C):
+        im2col_channels(x, 0, c, c + 1, 0, OH, OW, sh, sw, ph, pw, dh, dw, R, S, col)
+    wf, of = wmat.reshape(wmat.size), out.reshape(out.size)
+    for kb in prange((K + kblock - 1) // kblock):
+        k0 = kb * kblock
+        _product(wf, k0, min(K, k0 + kblock), CRS, col, L, scale, bias, relu, residual, of, k0 * L, L)
+
+
+@njit(cache=True, nogil=True)
+def _product(wf, k0, k1, CRS, col, L, scale, bias, relu, residual, of, at, plane):
+    """out's channels k0..k1 (from `at`, planes `plane` apart) = epilogue(W[k0:k1] (k, CRS) @ col (CRS, L))."""
+    if tiled_gemm_on():                 # the tile kernels apply the epilogue as they store the output
+        tiled_gemm_epilogue(False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, col, 0, L, of, at, plane,
+                            scale, bias, k0, relu, residual)
+        return
+    gemm(False, False, k1 - k0, L, CRS, wf, k0 * CRS, CRS, col, 0, L, 0.0, of, at, plane)
+    for k in range(k0, k1):             # the L outputs of plane k are one run of out
+        run = at + (k - k0) * plane
+        epilogue_run(of, run, of, run, L, scale[k], bias[k], relu, residual)
 
 
 @njit(parallel=True, cache=True)
