@@ -207,7 +207,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
             rows, kblock = _blocks(N, OH, OW, C * R * S, K, threads, per_thread=1,
                                    keep_rows=MIN_SPLIT_POSITIONS if R * S == 1 else 0)
             flat_residual = None if residual is None else residual.ravel()
-            if _shares_im2col(N, OH, OW, C * R * S, R * S, rows, x.dtype.itemsize):
+            if _shares_im2col(N, OH, OW, C * R * S, R * S, K, rows, threads, x.dtype.itemsize):
                 kblock = -(-K // _channel_blocks(1, K, threads, 1))
                 cols = _buffer("cols", C * R * S * OH * OW, x.dtype)
                 im2col_gemm_shared(x, w.reshape(K, C * R * S), scale, bias, relu, flat_residual, out, *stride,
@@ -219,15 +219,19 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
     return out
 
 
-def _shares_im2col(n_images, OH, OW, depth, taps, rows, itemsize):
+def _shares_im2col(n_images, OH, OW, depth, taps, K, rows, threads, itemsize):
     """One image whose output plane would be one task but is cut into blocks of `rows` rows to spread over the
-    threads, where those blocks take more of the tile kernels' vector passes than the whole plane: then the
-    threads build the plane's im2col together and split its output channels (``im2col_gemm_shared``). A 7x7
-    plane cut into 4 + 3 rows (28 and 21 columns) took 2 + 2 vectors of 16 lanes against 3 for all 49 (the 49th
-    is a thin column): ResNet-50's 512-channel 3x3 layers on 7x7, forward at batch 1, 1.59 -> 1.42 ms per pass,
-    its 3x3/2 0.80 -> 0.71 (alternating pass by pass); an 8x8 plane's 32 + 32 take 4 vectors as 64 do, and
-    shared, Inception v3's 384-channel 8x8 layers lost (0.65 -> 0.74 ms)."""
+    threads, where those blocks take more of the tile kernels' vector passes than the whole plane, and whose K
+    output channels give every thread a block: then the threads build the plane's im2col together and split
+    its output channels (``im2col_gemm_shared``). A 7x7 plane cut into 4 + 3 rows (28 and 21 columns) took
+    2 + 2 vectors of 16 lanes against 3 for all 49 (the 49th is a thin column): ResNet-50's 512-channel 3x3
+    layers on 7x7, forward at batch 1, 1.59 -> 1.42 ms per pass, its 3x3/2 0.80 -> 0.71 (alternating pass by
+    pass); an 8x8 plane's 32 + 32 take 4 vectors as 64 do, and shared, Inception v3's 384-channel 8x8 layers
+    lost (0.65 -> 0.74 ms). The same count picks other planes too (6x6, 12x12, 17x17 in float32 with AVX-512),
+    which reach im2col at unusual input sizes or with few channels; only the 7x7 ones were timed."""
     if n_images != 1 or taps == 1 or rows >= OH or not cpu_gemm.is_on() or _task_rows(OH, OW, depth) < OH:
+        return False
+    if _channel_blocks(1, K, threads, 1) < threads:     # fewer than 2 * MIN_CHANNEL_BLOCK channels a thread
         return False
     blocks = [rows * OW] * (OH // rows) + ([OH % rows * OW] if OH % rows else [])
     return _vectors(OH * OW, itemsize) < sum(_vectors(columns, itemsize) for columns in blocks)

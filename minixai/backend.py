@@ -64,7 +64,7 @@ def kernels(x=None):
         return xp
     name = get_backend()
     if name == "numba":
-        if _cpu is None:                # (an import statement per layer call: 1-2% of a batch-1 pass)
+        if _cpu is None:                # (an import statement per layer call was ~1% of a batch-1 pass)
             _load_cpu_kernels()
         return _cpu
     if name == "reference":
@@ -75,6 +75,7 @@ def kernels(x=None):
 
 
 THREAD_WAIT = None      # how Numba's OpenMP threads wait between kernels, and why (set at the first kernel)
+SPIN_COUNT = 5000       # about 0.1 ms of spinning: covers the gaps between the kernels of one pass
 _cpu = None             # minixai.kernels.cpu, once the first kernel has chosen how the threads wait
 
 
@@ -83,7 +84,6 @@ def _load_cpu_kernels():
     _choose_thread_wait()
     from .kernels import cpu
     _cpu = cpu
-SPIN_COUNT = 5000       # about 0.1 ms of spinning: covers the gaps between the kernels of one pass
 
 
 def _choose_thread_wait():

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minixai.kernels import cpu, cpu_gemm, cpu_winograd, reference, xp
+from minixai.kernels import cpu, cpu_blas, cpu_gemm, cpu_winograd, reference, xp
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RTOL = {np.float64: 1e-5, np.float32: 1e-3}
@@ -190,9 +190,12 @@ def test_a_7x7_plane_at_batch_one_shares_its_im2col(dtype, monkeypatch):
     """One image, two threads: a 3x3 layer (or a 3x3/2) whose output plane is 7x7 builds its im2col once, both
     threads together, and splits the output channels (``im2col_gemm_shared``), through the whole epilogue (bias,
     scale, shortcut, ReLU) and with a channel count that leaves a short last block; an 8x8 plane, whose halves
-    fill the tile kernels' vectors, and two images are cut into rows as before."""
+    fill the tile kernels' vectors, two images, and 48 output channels (too few to give each thread a block of
+    MIN_CHANNEL_BLOCK * 2) are cut into rows as before."""
     if cpu_gemm.SHAPE is None:
         pytest.skip("the shared im2col is chosen by the tiled GEMM's vectors (needs AVX2 and FMA)")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two Numba threads")
     calls, run = [0], cpu.im2col_gemm_shared
 
     def counted(*args):
@@ -201,24 +204,26 @@ def test_a_7x7_plane_at_batch_one_shares_its_im2col(dtype, monkeypatch):
 
     monkeypatch.setattr(cpu, "im2col_gemm_shared", counted)
     rng = np.random.default_rng(11)
-    cases = [((1, 40, 7, 7), (1, 1), True), ((1, 24, 14, 14), (2, 2), True), ((1, 40, 8, 8), (1, 1), False),
-             ((2, 40, 7, 7), (1, 1), False)]
+    cases = [((1, 40, 7, 7), (1, 1), 71, True), ((1, 24, 14, 14), (2, 2), 71, True),   # blocks of 36 and 35
+             ((1, 40, 8, 8), (1, 1), 71, False), ((2, 40, 7, 7), (1, 1), 71, False), ((1, 40, 7, 7), (1, 1), 48, False)]
     threads = numba.get_num_threads()
     numba.set_num_threads(2)
+    cpu_gemm.switch(True)                   # (the process may have measured the BLAS faster and chosen it)
     try:
-        for x_shape, stride, shared in cases:
+        for x_shape, stride, K, shared in cases:
             x = rng.standard_normal(x_shape).astype(dtype)
-            w = rng.standard_normal((71, x_shape[1], 3, 3)).astype(dtype)         # blocks of 36 and 35 channels
-            b, scale = rng.standard_normal(71).astype(dtype), rng.standard_normal(71).astype(dtype)
+            w = rng.standard_normal((K, x_shape[1], 3, 3)).astype(dtype)
+            b, scale = rng.standard_normal(K).astype(dtype), rng.standard_normal(K).astype(dtype)
             out_shape = reference.conv2d_forward(x, w, None, stride, (1, 1), (1, 1)).shape
             shortcut = rng.standard_normal(out_shape).astype(dtype)
             before = calls[0]
             for fused in ({}, {"scale": scale, "relu": True, "residual": shortcut}):
                 assert_close(cpu.conv2d_forward(x, w, b, stride, (1, 1), (1, 1), **fused),
                              reference.conv2d_forward(x, w, b, stride, (1, 1), (1, 1), **fused), dtype)
-            assert calls[0] - before == (2 if shared else 0), x_shape
+            assert calls[0] - before == (2 if shared else 0), (x_shape, K)
     finally:
         numba.set_num_threads(threads)
+        cpu_gemm.switch(cpu_blas.TILED)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
