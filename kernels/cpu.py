@@ -32,9 +32,6 @@ Tasks write disjoint parts of the output: ``prange`` never runs an overlapping `
 Large outputs come from ``cpu_memory``'s pool of reused blocks (fresh ones cost page faults). ReLU, batch
 norm and the residual join are in ``cpu_pointwise``, dense layers in ``cpu_dense``, max-pooling in ``cpu_pool``.
 """
-import functools
-import threading
-
 import numba
 import numpy as np
 
@@ -43,10 +40,11 @@ from .cpu_im2col import col2im_gemm, im2col_gemm, im2col_gemm_shared, weight_gra
 from .cpu_blas import single_threaded_blas
 from .cpu_gemm import _NO_TABLE
 from .cpu_dense import linear_backward_input, linear_forward
-from .cpu_memory import contiguous
+from .cpu_memory import contiguous, filled as _filled, work_buffer as _buffer
 from .cpu_pointwise import add, add_relu, channel_affine, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
-from .cpu_shift import _fill_pad_and_taps, _phase_planes, _product_by_rows, _shift_gemm
+from .cpu_shift import (_fill_pad_and_taps, _fold_table, _phase_planes, _product_by_rows, _shift_gemm, _tap_offsets,
+                        gated_copy)
 from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
@@ -101,46 +99,6 @@ MIN_SPLIT_POSITIONS = 192
 
 
 # ---- helpers run from Python --------------------------------------------------------------------------
-_scratch = threading.local()
-
-
-def _buffer(name, size, dtype):
-    """A reusable flat work buffer (per Python thread): fresh buffers cost page faults on every call."""
-    key = (name, np.dtype(dtype))
-    buf = getattr(_scratch, "buffers", {}).get(key)
-    if buf is None or buf.size < size:
-        buf = np.empty(max(size, 1), dtype)
-        _scratch.__dict__.setdefault("buffers", {})[key] = buf
-    return buf[:size]
-
-
-_constants = {}
-
-
-def _filled(value, n, dtype):
-    """np.full(n, value, dtype), made once per (value, n, dtype): the default scale (1) and bias (0) of the
-    epilogue, which the kernels only read. Each small array a call makes costs about a microsecond, and a
-    batch-1 pass of ResNet-50 makes some hundred calls: such costs (np.prod, an import, a context manager, a
-    tap table per call) added up to 3-5% of it."""
-    key = (value, n, np.dtype(dtype))
-    a = _constants.get(key)
-    if a is None:
-        a = _constants[key] = np.full(n, value, dtype)
-    return a
-
-
-@functools.lru_cache(maxsize=256)
-def _tap_offsets(R, S, dh, dw, Wp):
-    """tap_at[r, s] = r*dh*Wp + s*dw: where tap (r, s) of a kernel starts in a padded plane Wp wide."""
-    return (np.arange(R)[:, None] * dh * Wp + np.arange(S)[None, :] * dw).astype(np.int64)
-
-
-@functools.lru_cache(maxsize=256)
-def _fold_table(C, plane, tap_at):
-    """The rows of a folded product's B: table[(c, r, s)] = c*plane + tap_at[r, s] (tap_at as int64 bytes)."""
-    return (np.arange(C)[:, None] * plane + np.frombuffer(tap_at, np.int64)[None, :]).ravel()
-
-
 def _task_rows(n_rows, row_width, depth):
     """Output rows per task: as many as fit TASK_COLUMNS positions and a TASK_PANEL input panel."""
     return max(1, min(n_rows, min(TASK_COLUMNS, TASK_PANEL // depth) // row_width))
@@ -221,14 +179,12 @@ def conv2d_forward(x, w, b, stride, padding, dilation, scale=None, relu=False, r
 
 def _shares_im2col(n_images, OH, OW, depth, taps, K, rows, threads, itemsize):
     """One image whose output plane would be one task but is cut into blocks of `rows` rows to spread over the
-    threads, where those blocks take more of the tile kernels' vector passes than the whole plane, and whose K
-    output channels give every thread a block: then the threads build the plane's im2col together and split
-    its output channels (``im2col_gemm_shared``). A 7x7 plane cut into 4 + 3 rows (28 and 21 columns) took
-    2 + 2 vectors of 16 lanes against 3 for all 49 (the 49th is a thin column): ResNet-50's 512-channel 3x3
-    layers on 7x7, forward at batch 1, 1.59 -> 1.42 ms per pass, its 3x3/2 0.80 -> 0.71 (alternating pass by
-    pass); an 8x8 plane's 32 + 32 take 4 vectors as 64 do, and shared, Inception v3's 384-channel 8x8 layers
-    lost (0.65 -> 0.74 ms). The same count picks other planes too (6x6, 12x12, 17x17 in float32 with AVX-512),
-    which reach im2col at unusual input sizes or with few channels; only the 7x7 ones were timed."""
+    threads, where those blocks take more of the tile kernels' vector passes than the whole plane and the K
+    output channels give every thread a block: the threads then build the plane's im2col together and split
+    the channels (``im2col_gemm_shared``). A 7x7 plane's 4 + 3 rows (28 and 21 columns) take 2 + 2 vectors of
+    16 lanes, all 49 take 3 (ResNet-50's 512-channel 3x3 on 7x7 at batch 1, in the pass: 1.59 -> 1.42 ms); an
+    8x8 plane's 32 + 32 take 4 as 64 do (Inception's 8x8 layers lost shared, 0.65 -> 0.74 ms). The count also
+    picks 6x6, 12x12 and 17x17 planes in float32 with AVX-512 (unusual input sizes, few channels): untimed."""
     if n_images != 1 or taps == 1 or rows >= OH or not cpu_gemm.is_on() or _task_rows(OH, OW, depth) < OH:
         return False
     if _channel_blocks(1, K, threads, 1) < threads:     # fewer than 2 * MIN_CHANNEL_BLOCK channels a thread
@@ -399,7 +355,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
         elif _by_rows((R, S), stride, padding, min(C, K), N * H * W):
             # dx^T = dout^T W, per task a block of dx's channels: the gate and scale applied in dout's copy
             if gate is not None or scale is not None or clip:
-                dout = _gated_copy(dout, gate, scale, clip)
+                dout = gated_copy(dout, gate, scale, clip)
             cblock = 16 * -(-C // (32 * threads))               # two tasks per thread, whole 16-lane vectors
             scratch = _buffer("by_rows", threads * H * W * cblock, dout.dtype).reshape(threads, -1)
             _product_by_rows(dout.reshape(N, K, H * W), w.reshape(K, C),
@@ -413,7 +369,7 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
                             dx, dilation, threads, plain=residual is None, residual=residual)
         else:
             if gate is not None or scale is not None or clip:
-                dout = _gated_copy(dout, gate, scale, clip)
+                dout = gated_copy(dout, gate, scale, clip)
             if residual is None:
                 dx.fill(0)
             else:
@@ -426,17 +382,6 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             cols = _buffer("cols", threads * cblock * R * S * rows * OW, dout.dtype).reshape(threads, -1)
             col2im_gemm(dout, w.reshape(K, C * R * S), dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrows, cols)
     return dx
-
-
-def _gated_copy(dout, gate, scale, clip):
-    """dout * scale[k] where gate > 0, else 0, into a reused buffer (for the col2im path)."""
-    out = _buffer("gated", dout.size, dout.dtype).reshape(dout.shape)
-    K = dout.shape[1]
-    no_weights = np.zeros((1, 1, 1, 1), dout.dtype)         # the same kernel, with no weights to copy
-    _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None, clip,
-                       scale if scale is not None else _filled(1, K, dout.dtype), no_weights, no_weights,
-                       False, False)
-    return out
 
 
 # ---- convolution, weight gradient (training) ------------------------------------------------------------

@@ -10,7 +10,10 @@ points every view (and view of a view) straight at the block, so a block whose o
 pool's own is idle and can be handed out again: no bookkeeping when arrays die, whoever holds them.
 Idle blocks are kept up to ``IDLE_LIMIT`` bytes, and arrays larger than that are plain ``np.empty``
 (IG's whole batch of path images should not sit idle); `release` hands idle blocks back to the system.
+Work buffers inside a kernel call come from `work_buffer` (one per name and Python thread), the default
+scale and bias of an epilogue from `filled` (made once).
 """
+import functools
 import math
 import sys
 import threading
@@ -89,3 +92,23 @@ def contiguous(*arrays):
     """C-contiguous arrays of the first one's dtype (every new layout or dtype would compile again)."""
     dtype = arrays[0].dtype if arrays[0].dtype in (np.float32, np.float64) else np.float64
     return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+_scratch = threading.local()
+
+
+def work_buffer(name, size, dtype):
+    """A reusable flat work buffer (per Python thread): fresh buffers cost page faults on every call."""
+    key = (name, np.dtype(dtype))
+    buf = getattr(_scratch, "buffers", {}).get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype)
+        _scratch.__dict__.setdefault("buffers", {})[key] = buf
+    return buf[:size]
+
+
+@functools.lru_cache(maxsize=256)
+def filled(value, n, dtype):
+    """np.full(n, value, dtype), made once per (value, n, dtype): an epilogue's default scale (1) and bias (0),
+    which the kernels only read (a small array per call costs about a microsecond, some hundred times a pass)."""
+    return np.full(n, value, dtype)

@@ -1,13 +1,28 @@
 """The shift GEMM's Numba kernels (part of ``minixai.kernels.cpu``, which chooses the path and explains the
 method): the padded (or gated) copy of the input and the taps' layout, a strided convolution's phase planes,
 the products themselves with their epilogue, and a small 1x1 input gradient computed as its transpose."""
+import functools
+
 import numpy as np
 from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm, tiled_gemm_epilogue, tiled_gemm_rows
 from .cpu_im2col import columns_inside
+from .cpu_memory import filled, work_buffer
 from .cpu_pointwise import epilogue_run
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(R, S, dh, dw, Wp):
+    """tap_at[r, s] = r*dh*Wp + s*dw: where tap (r, s) of a kernel starts in a padded plane Wp wide."""
+    return (np.arange(R)[:, None] * dh * Wp + np.arange(S)[None, :] * dw).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def _fold_table(C, plane, tap_at):
+    """The rows of a folded product's B: table[(c, r, s)] = c*plane + tap_at[r, s] (tap_at as int64 bytes)."""
+    return (np.arange(C)[:, None] * plane + np.frombuffer(tap_at, np.int64)[None, :]).ravel()
 
 
 @njit(parallel=True, cache=True)
@@ -49,6 +64,17 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
                         for k in range(k0, k1):
                             for c in range(Cw):
                                 taps[r, s, k, c] = w[k, c, r, s]
+
+
+def gated_copy(dout, gate, scale, clip):
+    """dout * scale[k] where gate > 0, else 0, into a reused buffer (for the col2im path)."""
+    out = work_buffer("gated", dout.size, dout.dtype).reshape(dout.shape)
+    K = dout.shape[1]
+    no_weights = np.zeros((1, 1, 1, 1), dout.dtype)         # the same kernel, with no weights to copy
+    _fill_pad_and_taps(dout, out, 0, 0, True, gate if gate is not None else dout, gate is not None, clip,
+                       scale if scale is not None else filled(1, K, dout.dtype), no_weights, no_weights,
+                       False, False)
+    return out
 
 
 @njit(cache=True, inline="always")

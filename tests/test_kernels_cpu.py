@@ -185,6 +185,18 @@ def test_small_planes_at_batch_one_keep_their_rows_whole():
     assert cpu._blocks(2, 7, 7, 512, 2048, 2, keep_rows=keep) == (7, 1024)        # two images: even already
 
 
+def _count_calls(monkeypatch, name):
+    """[calls]: cpu.<name> wrapped to count its calls (it still runs) for the rest of the test."""
+    calls, run = [0], getattr(cpu, name)
+
+    def counted(*args):
+        calls[0] += 1
+        return run(*args)
+
+    monkeypatch.setattr(cpu, name, counted)
+    return calls
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_7x7_plane_at_batch_one_shares_its_im2col(dtype, monkeypatch):
     """One image, two threads: a 3x3 layer (or a 3x3/2) whose output plane is 7x7 builds its im2col once, both
@@ -196,13 +208,7 @@ def test_a_7x7_plane_at_batch_one_shares_its_im2col(dtype, monkeypatch):
         pytest.skip("the shared im2col is chosen by the tiled GEMM's vectors (needs AVX2 and FMA)")
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two Numba threads")
-    calls, run = [0], cpu.im2col_gemm_shared
-
-    def counted(*args):
-        calls[0] += 1
-        return run(*args)
-
-    monkeypatch.setattr(cpu, "im2col_gemm_shared", counted)
+    calls = _count_calls(monkeypatch, "im2col_gemm_shared")
     rng = np.random.default_rng(11)
     cases = [((1, 40, 7, 7), (1, 1), 71, True), ((1, 24, 14, 14), (2, 2), 71, True),   # blocks of 36 and 35
              ((1, 40, 8, 8), (1, 1), 71, False), ((2, 40, 7, 7), (1, 1), 71, False), ((1, 40, 7, 7), (1, 1), 48, False)]
@@ -232,13 +238,7 @@ def test_small_1x1_input_gradient_runs_as_its_transpose(dtype, monkeypatch):
     with channel counts that leave a partial block of lanes and a last short task, plain and with a ReLU's gate,
     a batch norm's scale (in dout's copy, or folded into the weights) and a shortcut's gradient; a 14x14 plane
     or a padded 1x1 does not."""
-    calls, run = [0], cpu._product_by_rows
-
-    def counted(*args):
-        calls[0] += 1
-        return run(*args)
-
-    monkeypatch.setattr(cpu, "_product_by_rows", counted)
+    calls = _count_calls(monkeypatch, "_product_by_rows")
     rng = np.random.default_rng(5)
     cases = [((1, 40, 7, 7), (72, 40, 1, 1), (0, 0), True), ((1, 24, 8, 8), (17, 24, 1, 1), (0, 0), True),
              ((1, 48, 7, 7), (40, 48, 1, 1), (0, 0), True), ((1, 40, 14, 14), (72, 40, 1, 1), (0, 0), False),
