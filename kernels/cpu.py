@@ -15,8 +15,8 @@ join and a ReLU after the convolution cost nothing extra there (``minixai.fusion
 The input gradient of a stride-1 convolution is the same shift GEMM on the gradient padded by
 Q = D(R-1) - P, with the weights flipped and transposed (``_pad_and_taps``); a fused batch norm's scale
 with no ReLU step goes into the weights instead where they are the smaller copy, and the gradient of a
-ResNet block's shortcut (``residual``) is added by the epilogue; a 1x1's on a 7x7 plane at batch 1 runs as
-its transpose, dx^T = dout^T W (``_by_rows``), which reads W by rows. A strided convolution's forward is
+ResNet block's shortcut (``residual``) is added by the epilogue; an input gradient from a 7x7 plane at batch
+1 runs as its transpose, cols^T = dout^T W (``_by_rows``), which reads W by rows. A strided convolution's forward is
 the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled GEMM, a
 kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product per task,
 B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel wider than 1x1
@@ -36,15 +36,14 @@ import numba
 import numpy as np
 
 from . import cpu_gemm, cpu_memory, cpu_winograd
-from .cpu_im2col import col2im_gemm, im2col_gemm, im2col_gemm_shared, weight_gradient
+from .cpu_im2col import col2im_by_rows, col2im_gemm, im2col_gemm, im2col_gemm_shared, weight_gradient
 from .cpu_blas import single_threaded_blas
 from .cpu_gemm import _NO_TABLE
 from .cpu_dense import linear_backward_input, linear_forward
 from .cpu_memory import contiguous, filled as _filled, work_buffer as _buffer
 from .cpu_pointwise import add, add_relu, channel_affine, relu_backward, relu_forward
 from .cpu_pool import maxpool2d_backward, maxpool2d_forward
-from .cpu_shift import (_fill_pad_and_taps, _fold_table, _phase_planes, _product_by_rows, _shift_gemm, _tap_offsets,
-                        gated_copy)
+from .cpu_shift import _fill_pad_and_taps, _fold_table, _phase_planes, _shift_gemm, _tap_offsets, gated_copy
 from .sizes import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "maxpool2d_forward",
@@ -81,11 +80,12 @@ FOLD_MAX_CHANNELS = 64
 # ResNet's 3x3/2 with 128 channels to 28x28 0.93x / 0.95x the time, 256 to 14x14 0.85x / 0.965x; Inception's
 # 288 -> 384 to 17x17 0.86x / 0.96x, 64 -> 96 0.89x / 0.95x (7x7 outputs and fewer stay with im2col)
 FOLD_PHASE_PLANES = True
-# The input gradient of a 1x1 convolution with at most this many outputs (batch 1 on 7x7 and 8x8) runs as its
-# transpose, dx^T = dout^T W (``_by_rows``): W's rows, contiguous, are then the right operand, which the tiled
-# GEMM reads ahead, instead of its columns read as a transposed left operand, 8 numbers a row of W apart. With
-# cold weights, alternating: ResNet-50's 512 -> 2048 and 2048 -> 512 layers on 7x7 0.69-0.78x the time alone,
-# 1.56 -> 1.13 and 1.12 -> 0.83 ms per batch-1 saliency pass; on 14x14 it lost (1.09-1.13x in the pass)
+# An input gradient whose dout has at most this many positions (batch 1 on 7x7 and 8x8) runs as its transpose,
+# cols^T = dout^T W (``_by_rows``): W's rows, contiguous, are then the right operand, which the tiled GEMM reads
+# ahead, instead of its columns read as a transposed left operand, 8 numbers a row of W apart. With cold
+# weights, alternating, ms per batch-1 saliency pass: ResNet-50's 512 <-> 2048 1x1 layers on 7x7 1.56 -> 1.13 and
+# 1.12 -> 0.83 (on 14x14 1.09-1.13x), 3x3 1.85-1.98 -> 1.79-1.84, 3x3/2 0.95-1.04 -> 0.87-0.93; Inception v3's
+# 8x8 3x3 layers 1.64 -> 1.38 (448 -> 384 channels), 0.98 -> 0.86 (384), its 3x3/2 into 8x8 0.35 -> 0.26
 BY_ROWS_MAX_OUTPUTS = 64
 # A shift GEMM's tasks split a plane's rows to spread evenly over the threads, but not into blocks of fewer
 # positions than this where its output channels alone give every thread its tasks: at batch 1 the 7x7 planes
@@ -213,10 +213,12 @@ def _use_shift_gemm(stride, padding, kernel, channels, plane):
 
 
 def _by_rows(kernel, stride, padding, channels, outputs):
-    """An unpadded 1x1 stride-1 convolution's input gradient with at most BY_ROWS_MAX_OUTPUTS outputs in the batch
-    (and MIN_SHIFT_CHANNELS channels) runs as its transpose, with the tiled GEMM (``cpu_shift._product_by_rows``)."""
-    return (tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-            and channels >= MIN_SHIFT_CHANNELS and outputs <= BY_ROWS_MAX_OUTPUTS and cpu_gemm.is_on())
+    """An input gradient with at most BY_ROWS_MAX_OUTPUTS outputs (dout's positions) in the batch and
+    MIN_SHIFT_CHANNELS channels runs as its transpose (``cpu_im2col.col2im_by_rows``), with the tiled GEMM; not
+    a strided or padded 1x1, whose dx outgrows dout (a 1x1/2 into 7x7 lost: 0.73 -> 0.82 ms per pass)."""
+    return ((tuple(kernel) != (1, 1) or tuple(stride) == (1, 1) and tuple(padding) == (0, 0))
+            and channels >= MIN_SHIFT_CHANNELS
+            and outputs <= BY_ROWS_MAX_OUTPUTS and cpu_gemm.is_on())
 
 
 def _folds_taps(taps):
@@ -352,14 +354,14 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
     with single_threaded_blas():
         if winograd:
             cpu_winograd.conv3x3_backward_input(dout, w, padding, scale, gate, clip, dx, _buffer, residual)
-        elif _by_rows((R, S), stride, padding, min(C, K), N * H * W):
-            # dx^T = dout^T W, per task a block of dx's channels: the gate and scale applied in dout's copy
+        elif _by_rows((R, S), stride, padding, min(C, K), N * OH * OW):
+            # cols^T = dout^T W, per task a block of dx's channels: the gate and scale applied in dout's copy
             if gate is not None or scale is not None or clip:
                 dout = gated_copy(dout, gate, scale, clip)
             cblock = 16 * -(-C // (32 * threads))               # two tasks per thread, whole 16-lane vectors
-            scratch = _buffer("by_rows", threads * H * W * cblock, dout.dtype).reshape(threads, -1)
-            _product_by_rows(dout.reshape(N, K, H * W), w.reshape(K, C),
-                             None if residual is None else residual.ravel(), dx.reshape(N, C, H * W), cblock, scratch)
+            scratch = _buffer("by_rows", threads * OH * OW * cblock * R * S, dout.dtype).reshape(threads, -1)
+            col2im_by_rows(dout, w.reshape(K, C * R * S), None if residual is None else residual.ravel(), dx,
+                           sh, sw, ph, pw, dh, dw, R, S, cblock, scratch)
         elif _use_shift_gemm(stride, padding, (R, S), min(C, K), H * W):
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_blas import gemm
-from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue
+from .cpu_gemm import config as tiled_gemm_on, tiled_gemm, tiled_gemm_epilogue
 from .cpu_pointwise import epilogue_run
 
 
@@ -153,6 +153,50 @@ def col2im_gemm(dout, wmat, dx, sh, sw, ph, pw, dh, dw, R, S, rows, cblock, hrow
                                 at, src = ((n * C + c) * H + h) * W + shift, base + (i - i0) * OW
                                 for j in range(j0, j1):
                                     dxf[np.uint64(at + j * sw)] += col[np.uint64(src + j)]
+
+
+@njit(parallel=True, cache=True)
+def col2im_by_rows(dout, w, residual, dx, sh, sw, ph, pw, dh, dw, R, S, cblock, scratch):
+    """col2im_gemm's result (+ residual) for a product with few columns (a 7x7 plane at batch 1), computed as
+    its transpose: per task (image n, input channels c0..c1) scratch[l, q] = (dout[n]^T @ W[:, q])[l, q] for
+    q = (c, r, s) of those channels, so that W's rows, contiguous, are the right operand (which the tiled
+    GEMM reads ahead) instead of a transposed left one; then scattered over the windows. A 1x1 stride-1
+    unpadded kernel (dx^T = dout^T W) is a transposed copy. w (K, C*R*S), residual None or flat as dx."""
+    N, C, H, W = dx.shape
+    K, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    L, CRS = OH * OW, w.shape[1]
+    threads = scratch.shape[0]
+    n_cb = (C + cblock - 1) // cblock
+    gf, wf, dxf = dout.reshape(dout.size), w.reshape(w.size), dx.reshape(dx.size)
+    copy = R * S == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    for t in prange(threads):
+        st = scratch[t]
+        for task in range(t, N * n_cb, threads):
+            n, c0 = task // n_cb, task % n_cb * cblock
+            c1 = min(C, c0 + cblock)
+            nq = (c1 - c0) * R * S
+            tiled_gemm(True, L, nq, K, gf, n * K * L, L, wf, c0 * R * S, CRS, 0.0, st, 0, nq)   # (kL,kq->Lq)
+            for c in range(c0, c1):
+                plane = (n * C + c) * H * W
+                if copy:
+                    for l in range(L):
+                        v = st[np.uint64(l * nq + c - c0)]
+                        dxf[np.uint64(plane + l)] = v + residual[np.uint64(plane + l)] if residual is not None else v
+                    continue
+                for l in range(H * W):
+                    dxf[np.uint64(plane + l)] = residual[np.uint64(plane + l)] if residual is not None else 0
+                for r in range(R):
+                    for s in range(S):
+                        q = ((c - c0) * R + r) * S + s
+                        shift = s * dw - pw                 # column j lands on v = j*sw + shift
+                        j0, j1 = columns_inside(shift, sw, W, OW)
+                        for i in range(OH):
+                            h = i * sh - ph + r * dh
+                            if h < 0 or h >= H:
+                                continue
+                            at, src = plane + h * W + shift, i * OW * nq + q
+                            for j in range(j0, j1):
+                                dxf[np.uint64(at + j * sw)] += st[np.uint64(src + j * nq)]
 
 
 @njit(parallel=True, cache=True)

@@ -1,13 +1,13 @@
 """The shift GEMM's Numba kernels (part of ``minixai.kernels.cpu``, which chooses the path and explains the
 method): the padded (or gated) copy of the input and the taps' layout, a strided convolution's phase planes,
-the products themselves with their epilogue, and a small 1x1 input gradient computed as its transpose."""
+the products themselves with their epilogue."""
 import functools
 
 import numpy as np
 from numba import njit, prange
 
 from .cpu_blas import gemm
-from .cpu_gemm import config as tiled_gemm_on, tiled_gemm, tiled_gemm_epilogue, tiled_gemm_rows
+from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
 from .cpu_im2col import columns_inside
 from .cpu_memory import filled, work_buffer
 from .cpu_pointwise import epilogue_run
@@ -168,26 +168,3 @@ def _shift_gemm(planes, tap_at, taps, table, trans, scale, bias, relu, residual,
                         epilogue_run(of, at, of, at, OW, scale[k], bias[k], relu, residual)
                     else:
                         epilogue_run(wt, (k - k0) * L + (i - i0) * Wp, of, at, OW, scale[k], bias[k], relu, residual)
-
-
-@njit(parallel=True, cache=True)
-def _product_by_rows(g, w, residual, dx, cblock, scratch):
-    """dx[n, c, l] = sum_k w[k, c] * g[n, k, l] (+ residual), computed as its transpose: per task (image n, output
-    channels c0..c1) scratch[l, j] = (g[n]^T @ W[:, c0:c1])[l, j], so that W's rows, contiguous, are the product's
-    right operand, then copied transposed into dx. g (N, K, L), w (K, C), dx (N, C, L), residual None or flat."""
-    N, K, L = g.shape
-    C = w.shape[1]
-    threads = scratch.shape[0]
-    n_cb = (C + cblock - 1) // cblock
-    gf, wf, dxf = g.reshape(g.size), w.reshape(w.size), dx.reshape(dx.size)
-    for t in prange(threads):
-        st = scratch[t]
-        for task in range(t, N * n_cb, threads):
-            n, c0 = task // n_cb, task % n_cb * cblock
-            nc = min(C, c0 + cblock) - c0
-            tiled_gemm(True, L, nc, K, gf, n * K * L, L, wf, c0, C, 0.0, st, 0, nc)
-            for j in range(nc):
-                at = (n * C + c0 + j) * L
-                for l in range(L):
-                    v = st[np.uint64(l * nc + j)]
-                    dxf[np.uint64(at + l)] = v + residual[np.uint64(at + l)] if residual is not None else v

@@ -233,26 +233,38 @@ def test_a_7x7_plane_at_batch_one_shares_its_im2col(dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_small_1x1_input_gradient_runs_as_its_transpose(dtype, monkeypatch):
-    """A 1x1 input gradient on a batch-1 7x7 or 8x8 plane goes through ``_product_by_rows`` (dx^T = dout^T W),
-    with channel counts that leave a partial block of lanes and a last short task, plain and with a ReLU's gate,
-    a batch norm's scale (in dout's copy, or folded into the weights) and a shortcut's gradient; a 14x14 plane
-    or a padded 1x1 does not."""
-    calls = _count_calls(monkeypatch, "_product_by_rows")
+def test_small_input_gradient_runs_as_its_transpose(dtype, monkeypatch, request):
+    """An input gradient from a batch-1 7x7 or 8x8 plane goes through ``col2im_by_rows`` (cols^T = dout^T W):
+    1x1, 3x3 (padded, dilated), 3x3/2, 5x5/2 and 1x3 kernels, channel counts that leave a partial block of lanes
+    and a last short task, plain and with a ReLU's gate, a batch norm's scale (in dout's copy, or folded into the
+    weights) and a shortcut's gradient; a 14x14 plane, a padded 1x1 and a 1x1/2 do not."""
+    if cpu_gemm.SHAPE is None:
+        pytest.skip("the transposed product runs on the tiled GEMM (needs AVX2 and FMA)")
+    calls = _count_calls(monkeypatch, "col2im_by_rows")
+    cpu_gemm.switch(True)                       # on even where this process measured the BLAS faster
+    request.addfinalizer(lambda: cpu_gemm.switch(cpu_blas.TILED))
     rng = np.random.default_rng(5)
-    cases = [((1, 40, 7, 7), (72, 40, 1, 1), (0, 0), True), ((1, 24, 8, 8), (17, 24, 1, 1), (0, 0), True),
-             ((1, 48, 7, 7), (40, 48, 1, 1), (0, 0), True), ((1, 40, 14, 14), (72, 40, 1, 1), (0, 0), False),
-             ((1, 40, 5, 5), (72, 40, 1, 1), (1, 1), False)]
-    for x_shape, w_shape, padding, by_rows in cases:
+    cases = [((1, 40, 7, 7), (72, 40, 1, 1), (1, 1), (0, 0), (1, 1), True),
+             ((1, 24, 8, 8), (17, 24, 1, 1), (1, 1), (0, 0), (1, 1), True),
+             ((1, 48, 7, 7), (40, 48, 1, 1), (1, 1), (0, 0), (1, 1), True),
+             ((1, 40, 7, 7), (72, 40, 3, 3), (1, 1), (1, 1), (1, 1), True),
+             ((1, 24, 8, 8), (40, 24, 3, 3), (1, 1), (2, 2), (2, 2), True),
+             ((1, 72, 14, 14), (48, 72, 3, 3), (2, 2), (1, 1), (1, 1), True),
+             ((1, 20, 15, 15), (24, 20, 5, 5), (2, 2), (2, 2), (1, 1), True),
+             ((1, 32, 8, 8), (48, 32, 1, 3), (1, 1), (0, 1), (1, 1), True),
+             ((1, 40, 14, 14), (72, 40, 1, 1), (1, 1), (0, 0), (1, 1), False),
+             ((1, 40, 5, 5), (72, 40, 1, 1), (1, 1), (1, 1), (1, 1), False),
+             ((1, 40, 14, 14), (72, 40, 1, 1), (2, 2), (0, 0), (1, 1), False)]
+    for x_shape, w_shape, stride, padding, dilation, by_rows in cases:
         w = rng.standard_normal(w_shape).astype(dtype)
-        out_shape = reference.conv2d_forward(np.zeros(x_shape, dtype), w, None, (1, 1), padding, (1, 1)).shape
+        out_shape = reference.conv2d_forward(np.zeros(x_shape, dtype), w, None, stride, padding, dilation).shape
         dout, gate = rng.standard_normal(out_shape).astype(dtype), rng.standard_normal(out_shape).astype(dtype)
         scale, shortcut = rng.standard_normal(w_shape[0]).astype(dtype), rng.standard_normal(x_shape).astype(dtype)
         before = calls[0]
         for fused in ({}, {"scale": scale}, {"scale": scale, "gate": gate, "residual": shortcut}):
-            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, (1, 1), **fused),
-                         reference.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, (1, 1), **fused), dtype)
-        assert calls[0] - before == (3 if by_rows else 0)
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused),
+                         reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused), dtype)
+        assert calls[0] - before == (3 if by_rows else 0), (x_shape, w_shape, stride)
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
