@@ -20,6 +20,14 @@ def columns_inside(shift, sw, W, OW):
     return j0, max(j0, min(OW, (W - 1 - shift) // sw + 1))
 
 
+@njit(cache=True, inline="always")
+def zero_run(a, at, count):
+    """a[at:at + count] = 0 by index: a slice is a view, whose reference count (shared by the threads' views of
+    one array) each one takes and gives back: 2.2x the time of a padded copy of 256 x 14 x 14 (42 against 19 us)."""
+    for j in range(count):
+        a[np.uint64(at + j)] = 0
+
+
 @njit(cache=True)
 def im2col(x, n, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols):
     """cols[(c, r, s), (i - i0, j)] = x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw] (0 outside x), rows i0..i1."""
@@ -42,10 +50,10 @@ def im2col_channels(x, n, c0, c1, i0, i1, OW, sh, sw, ph, pw, dh, dw, R, S, cols
                     h = i * sh - ph + r * dh
                     at = base + (i - i0) * OW
                     if h < 0 or h >= H:
-                        cols[at:at + OW] = 0
+                        zero_run(cols, at, OW)
                         continue
-                    cols[at:at + j0] = 0
-                    cols[at + j1:at + OW] = 0
+                    zero_run(cols, at, j0)
+                    zero_run(cols, at + j1, OW - j1)
                     # flat, unsigned indices and no test per column (as col2im)
                     src = ((n * C + c) * H + h) * W + shift
                     for j in range(j0, j1):

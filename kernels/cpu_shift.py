@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
-from .cpu_im2col import columns_inside
+from .cpu_im2col import columns_inside, zero_run
 from .cpu_memory import filled, work_buffer
 from .cpu_pointwise import epilogue_run
 
@@ -46,10 +46,10 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
                 h = i - qh
                 at = (task * Hp + i) * Wp
                 if h < 0 or h >= H:
-                    pf[at:at + Wp] = 0
+                    zero_run(pf, at, Wp)
                     continue
-                pf[at:at + j0] = 0
-                pf[at + j1:at + Wp] = 0
+                zero_run(pf, at, j0)
+                zero_run(pf, at + j1, Wp - j1)
                 _scaled_run(xf, gf, pf, (task * H + h) * W - qw + j0, at + j0, j1 - j0, a, gated, clip)
         else:                                          # the weights of 16 output channels
             k0 = (task - n_planes) * 16
@@ -102,10 +102,10 @@ def _phase_planes(x, planes, phases, sh, sw, ph, pw):
                 at = (((n * P + p) * C + c) * Hp + i) * Wp
                 h = sh * i + a - ph
                 if h < 0 or h >= H:
-                    pf[at:at + Wp] = 0
+                    zero_run(pf, at, Wp)
                     continue
-                pf[at:at + j0] = 0
-                pf[at + j1:at + Wp] = 0
+                zero_run(pf, at, j0)
+                zero_run(pf, at + j1, Wp - j1)
                 # flat, unsigned indices and no test per column (as im2col)
                 src = ((n * C + c) * H + h) * W + b - pw
                 for j in range(j0, j1):
