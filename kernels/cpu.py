@@ -217,8 +217,7 @@ def _by_rows(kernel, stride, padding, channels, outputs):
     MIN_SHIFT_CHANNELS channels runs as its transpose (``cpu_im2col.col2im_by_rows``), with the tiled GEMM; not
     a strided or padded 1x1, whose dx outgrows dout (a 1x1/2 into 7x7 lost: 0.73 -> 0.82 ms per pass)."""
     return ((tuple(kernel) != (1, 1) or tuple(stride) == (1, 1) and tuple(padding) == (0, 0))
-            and channels >= MIN_SHIFT_CHANNELS
-            and outputs <= BY_ROWS_MAX_OUTPUTS and cpu_gemm.is_on())
+            and channels >= MIN_SHIFT_CHANNELS and outputs <= BY_ROWS_MAX_OUTPUTS and cpu_gemm.is_on())
 
 
 def _folds_taps(taps):
