@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
-from .cpu_im2col import columns_inside, zero_run
+from .cpu_im2col import columns_inside, scaled_run as _scaled_run, zero_run
 from .cpu_memory import filled, work_buffer
 from .cpu_pointwise import epilogue_run
 
@@ -75,16 +75,6 @@ def gated_copy(dout, gate, scale, clip):
                        scale if scale is not None else filled(1, K, dout.dtype), no_weights, no_weights,
                        False, False)
     return out
-
-
-@njit(cache=True, inline="always")
-def _scaled_run(xf, gf, pf, src, at, count, a, gated, clip):
-    """pf[at + j] = xf[src + j] * a, or 0 where gated and not gf[src + j] > 0 or where clip and xf[src + j] < 0,
-    for j < count."""
-    for j in range(count):
-        v = xf[np.uint64(src + j)]
-        drop = (gated and not gf[np.uint64(src + j)] > 0) or (clip and v < 0)
-        pf[np.uint64(at + j)] = 0 if drop else v * a
 
 
 @njit(parallel=True, cache=True)
