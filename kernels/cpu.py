@@ -20,8 +20,8 @@ ResNet block's shortcut (``residual``) is added by the epilogue; an input gradie
 the same shift GEMM on the input's phase planes (``_strided_shift_gemm``). With minixai's tiled GEMM, a
 kernel of more than 3x3 taps (ResNet's RGB 7x7/2) folds its taps into the depth of one product per task,
 B's rows read through a table (``cpu_gemm.tiled_gemm_rows``), and so do, forward, any kernel wider than 1x1
-with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and out
-(``_narrow``), and any strided one on phase planes.
+with few outputs (batch 1 on 14x14 and 17x17 planes), a 3x3 with at most 64 channels in and out (``_narrow``;
+its input gradient too), and any strided one on phase planes.
 Layers with few channels (an RGB 3x3), small planes (14x14, 7x7) and the strided convolutions' input
 gradients use im2col / col2im on one block of rows at a time (``cpu_im2col``; a lone 7x7 plane's im2col built
 by both threads together, ``_shares_im2col``), and the weight gradient
@@ -74,7 +74,8 @@ FOLD_MAX_OUTPUTS = 400
 # outputs or more, against Winograd (64 channels) or a product per tap (fewer), batch 1 / 8: 64 on 56x56 0.83x /
 # 0.87x the time, 64 on 224x224 0.85x (batch 1), Inception's 32 -> 32 and 32 -> 64 on 147x147 0.86-0.87x (batch 1);
 # 128 channels on 28x28 stayed with Winograd (1.13-1.19x folded), 64 -> 128 on 112x112 too (1.05x / 0.93x).
-# Their input gradients leave Winograd for the shift GEMM too: 64 on 56x56 0.91x / 0.94x, on 224x224 0.88x
+# Their input gradients leave Winograd too: 64 on 56x56 0.91x / 0.94x, 224x224 0.88x a product per tap; folded, hot,
+# 0.96x / 0.98x and 0.95x / 0.95x of that, 5x5 48 -> 64 on 35x35 0.90x / 0.90x, Inception's 32 on 147x147 0.92x / 0.94x
 FOLD_MAX_CHANNELS = 64
 # ... and every strided convolution that runs on phase planes (forward), against a product per tap, batch 1 / 8:
 # ResNet's 3x3/2 with 128 channels to 28x28 0.93x / 0.95x the time, 256 to 14x14 0.85x / 0.965x; Inception's
@@ -236,8 +237,8 @@ def _folds_few_outputs(stride, kernel, channels, n_images, plane):
 
 def _narrow(stride, kernel, C, K, plane):
     """A stride-1 convolution of 9 taps or more with MIN_SHIFT_CHANNELS to FOLD_MAX_CHANNELS channels in and out,
-    on a plane of MIN_SHIFT_PLANE positions or more: the shift GEMM beat Winograd there, forward with its taps
-    folded into one product, and for the input gradient too (a product per tap)."""
+    on a plane of MIN_SHIFT_PLANE positions or more: the shift GEMM beat Winograd there, with its taps folded into
+    one product, forward and for the input gradient (from a flipped, transposed copy of the weights, small here)."""
     return (tuple(stride) == (1, 1) and kernel[0] * kernel[1] >= 9 and MIN_SHIFT_CHANNELS <= min(C, K)
             and max(C, K) <= FOLD_MAX_CHANNELS and plane >= MIN_SHIFT_PLANE and cpu_gemm.is_on())
 
@@ -365,14 +366,15 @@ def conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, scale=Non
             # dx = conv(pad(dout, Q), flipped W^T) with Q = D(R-1) - P: a stride-1 forward convolution;
             # the gate and scale of a fused ReLU / batch norm backward are applied in the padded copy
             qh, qw = dh * (R - 1) - ph, dw * (S - 1) - pw
-            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, True, gate, scale, clip)
+            folded = _narrow(stride, (R, S), C, K, H * W)           # taps folded as forward: W flipped, (C, K, R, S)
+            w = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)) if folded else w
+            doutp, taps, trans = _pad_and_taps(dout, qh, qw, w, not folded, gate, scale, clip, folded)
             _shift_gemm_any(doutp, (R, S), taps, trans, _filled(1, C, dout.dtype), _filled(0, C, dout.dtype), False,
-                            dx, dilation, threads, plain=residual is None, residual=residual)
+                            dx, dilation, threads, plain=residual is None, residual=residual, folded=folded)
         else:
             dx.fill(0) if residual is None else np.copyto(dx, residual)         # col2im adds to what dx holds
             rows = _task_rows(OH, OW, K)
-            # tasks own blocks of channels (an RGB input's all three, 0.69x the time of one each on VGG-16's, hot);
-            # too few tasks (an RGB input) also split the rows
+            # tasks own blocks of channels (an RGB input's all 3: 0.69x one each on VGG-16's, hot), and rows if too few
             cblock = C if C < MIN_SHIFT_CHANNELS else -(-C // max(1, min(C, -(-2 * threads // N))))
             if (gate is not None or scale is not None or clip) and cblock < C:   # tasks share rows of dout: copy it
                 dout, gate, scale, clip = gated_copy(dout, gate, scale, clip), None, None, False

@@ -127,7 +127,7 @@ def test_conv2d_default_paths_on_wider_layers():
     large plane, strided 1x1, strided 3x3 on phase planes (its taps folded) and by im2col (a 6x6 output), an
     RGB 7x7/2 and a 5x5 with their taps folded into one product (the RGB layer's input gradient at batch 1:
     col2im's tasks split dx's rows), a 3x3 and a 1x7 with few outputs folded too (the 3x3's input gradient by
-    col2im, not Winograd), a narrow 3x3 (64 channels on 420 positions: the shift GEMM both ways, its forward
+    col2im, not Winograd), a narrow 3x3 (64 channels on 420 positions: the shift GEMM both ways, its taps
     folded, never Winograd); each plain and with the epilogue fused, and the input gradient with a batch norm's scale
     (folded into the weights where they are the smaller copy), with and without a ReLU's gate, plus a
     shortcut's gradient."""
@@ -263,6 +263,40 @@ def test_small_input_gradient_runs_as_its_transpose(dtype, monkeypatch, request)
             assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused),
                          reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused), dtype)
         assert calls[0] - before == (3 if by_rows and tiled else 0), (x_shape, w_shape, stride)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_narrow_input_gradient_folds_its_taps(dtype, monkeypatch, request):
+    """The input gradient of a narrow layer (9 taps or more, 16-64 channels in and out, a plane of 400 positions
+    or more) is one shift GEMM with the taps in its depth, from a flipped, transposed copy of the weights:
+    3x3 (padded 1 and 0, dilated), 5x5, plain and with a ReLU's gate, a batch norm's scale and a shortcut's
+    gradient; a 96-channel one goes to Winograd. Without the tiled GEMM none folds (the results alone count)."""
+    tiled = cpu_gemm.SHAPE is not None
+    folded, run = [0], cpu._shift_gemm_planes
+
+    def counted(*args):
+        folded[0] += bool(args[-1])
+        return run(*args)
+
+    monkeypatch.setattr(cpu, "_shift_gemm_planes", counted)
+    cpu_gemm.switch(tiled)
+    request.addfinalizer(lambda: cpu_gemm.switch(cpu_blas.TILED))
+    rng = np.random.default_rng(6)
+    cases = [((1, 64, 20, 21), (64, 64, 3, 3), (1, 1), (1, 1), True),
+             ((2, 40, 22, 22), (24, 40, 3, 3), (0, 0), (1, 1), True),
+             ((1, 32, 24, 23), (48, 32, 3, 3), (2, 2), (2, 2), True),
+             ((1, 48, 21, 21), (64, 48, 5, 5), (2, 2), (1, 1), True),
+             ((1, 96, 20, 21), (64, 96, 3, 3), (1, 1), (1, 1), False)]
+    for x_shape, w_shape, padding, dilation, narrow in cases:
+        w = rng.standard_normal(w_shape).astype(dtype)
+        out_shape = reference.conv2d_forward(np.zeros(x_shape, dtype), w, None, (1, 1), padding, dilation).shape
+        dout, gate = rng.standard_normal(out_shape).astype(dtype), rng.standard_normal(out_shape).astype(dtype)
+        scale, shortcut = rng.standard_normal(w_shape[0]).astype(dtype), rng.standard_normal(x_shape).astype(dtype)
+        before = folded[0]
+        for fused in ({}, {"scale": scale}, {"scale": scale, "gate": gate, "residual": shortcut}):
+            assert_close(cpu.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, dilation, **fused),
+                         reference.conv2d_backward_input(dout, w, x_shape, (1, 1), padding, dilation, **fused), dtype)
+        assert folded[0] - before == (3 if narrow and tiled else 0), (x_shape, w_shape)
 
 
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
