@@ -270,7 +270,7 @@ def test_narrow_input_gradient_folds_its_taps(dtype, monkeypatch, request):
     """The input gradient of a narrow layer (9 taps or more, 16-64 channels in and out, a plane of 400 positions
     or more) is one shift GEMM with the taps in its depth, from a flipped, transposed copy of the weights:
     3x3 (padded 1 and 0, dilated), 5x5, plain and with a ReLU's gate, a batch norm's scale and a shortcut's
-    gradient; a 96-channel one goes to Winograd. Without the tiled GEMM none folds (the results alone count)."""
+    gradient; a 96-channel one does not. Without the tiled GEMM none folds (the results alone count)."""
     tiled = cpu_gemm.SHAPE is not None
     folded, run = [0], cpu._shift_gemm_planes
 
