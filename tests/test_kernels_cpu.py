@@ -299,6 +299,31 @@ def test_narrow_input_gradient_folds_its_taps(dtype, monkeypatch, request):
         assert folded[0] - before == (3 if narrow and tiled else 0), (x_shape, w_shape)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("task_columns", [7, 1536])
+def test_strided_wide_kernels_scatter_by_phase(dtype, task_columns):
+    """col2im's input gradient of a kernel wider than twice its stride sums the taps that land on one phase of
+    dx's columns before adding them to dx (``_scatter_by_phase``): 5x5/2, 7x7/2 (ResNet's RGB layer's shape),
+    7x7/3, 6x5/2, dilated, padded 0 to 3, widths that leave the phases unequal, one and two images, plain and
+    with a gate, a scale and a shortcut; the rows split between tasks (`task_columns` 7) or whole."""
+    rng = np.random.default_rng(7)
+    cases = [((1, 3, 23, 21), (8, 3, 5, 5), (2, 2), (2, 2), (1, 1)),
+             ((2, 3, 30, 28), (16, 3, 7, 7), (2, 2), (3, 3), (1, 1)),
+             ((1, 4, 26, 25), (8, 4, 7, 7), (3, 3), (1, 0), (1, 1)),
+             ((1, 2, 19, 22), (8, 2, 6, 5), (2, 2), (0, 1), (1, 1)),
+             ((1, 3, 24, 27), (8, 3, 5, 5), (2, 2), (3, 2), (2, 1))]
+    for x_shape, w_shape, stride, padding, dilation in cases:
+        w = rng.standard_normal(w_shape).astype(dtype)
+        out_shape = reference.conv2d_forward(np.zeros(x_shape, dtype), w, None, stride, padding, dilation).shape
+        dout, gate = rng.standard_normal(out_shape).astype(dtype), rng.standard_normal(out_shape).astype(dtype)
+        scale, shortcut = rng.standard_normal(w_shape[0]).astype(dtype), rng.standard_normal(x_shape).astype(dtype)
+        with path("im2col", task_columns):
+            for fused in ({}, {"scale": scale, "gate": gate, "residual": shortcut}):
+                assert_close(cpu.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused),
+                             reference.conv2d_backward_input(dout, w, x_shape, stride, padding, dilation, **fused),
+                             dtype)
+
+
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
 def test_winograd_float32_error_is_that_of_the_direct_sum(padding):
     """F(2x2, 3x3) on a deep layer (2304 products per output) in float32 strays from the float64 result no
