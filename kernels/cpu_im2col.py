@@ -161,9 +161,10 @@ def col2im_gemm(dout, gate, gated, scale, clip, copies, wmat, dx, sh, sw, ph, pw
     n_cb, n_hb = (C + cblock - 1) // cblock, (H + hrows - 1) // hrows
     wf, df, dxf = wmat.reshape(wmat.size), dout.reshape(dout.size), dx.reshape(dx.size)
     gf = gate.reshape(gate.size)
+    by_phase = sw > 1 and S > 2 * sw                # strided, 3 taps or more on a phase of dx's columns
     for t in prange(threads):
         col, copy = cols[t], copies[t]
-        phases = np.empty(sw * ((W + sw - 1) // sw), dx.dtype)      # one per thread and call (see _scatter_by_phase)
+        phases = np.empty(sw * ((W + sw - 1) // sw) if by_phase else 0, dx.dtype)   # per thread and call
         for task in range(t, N * n_cb * n_hb, threads):
             n, c0, h0 = task // (n_cb * n_hb), (task // n_hb) % n_cb * cblock, task % n_hb * hrows
             c1, h1 = min(C, c0 + cblock), min(H, h0 + hrows)
@@ -182,7 +183,7 @@ def col2im_gemm(dout, gate, gated, scale, clip, copies, wmat, dx, sh, sw, ph, pw
                 gemm(True, False, (c1 - c0) * R * S, L, K, wf, c0 * R * S, CRS, b, b_off, ldb, 0.0, col, 0, L)
                 for c in range(c0, c1):
                     for r in range(R):
-                        if sw > 1 and S > 2 * sw:           # strided, 3 taps or more on a phase of dx's columns
+                        if by_phase:
                             for i in range(i0, i1):
                                 h = i * sh - ph + r * dh
                                 if h0 <= h < h1:

@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from .cpu_blas import gemm
 from .cpu_gemm import config as tiled_gemm_on, tiled_gemm_epilogue, tiled_gemm_rows
-from .cpu_im2col import columns_inside, scaled_run as _scaled_run, zero_run
+from .cpu_im2col import columns_inside, scaled_run, zero_run
 from .cpu_memory import filled, work_buffer
 from .cpu_pointwise import epilogue_run
 
@@ -40,7 +40,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
             # flat, unsigned indices and no test of the column: LLVM vectorises each run of columns inside x
             # (2-d indices with a test per element: 2-2.8x the time of a gated copy padded by 1, batch 8, 64 x 56 x 56)
             if Wp == W and Hp == H:                    # no padding: the plane is one run
-                _scaled_run(xf, gf, pf, task * H * W, task * H * W, H * W, a, gated, clip)
+                scaled_run(xf, gf, pf, task * H * W, task * H * W, H * W, a, gated, clip)
                 continue
             for i in range(Hp):
                 h = i - qh
@@ -50,7 +50,7 @@ def _fill_pad_and_taps(x, xpad, qh, qw, copy_x, gate, gated, clip, scale, w, tap
                     continue
                 zero_run(pf, at, j0)
                 zero_run(pf, at + j1, Wp - j1)
-                _scaled_run(xf, gf, pf, (task * H + h) * W - qw + j0, at + j0, j1 - j0, a, gated, clip)
+                scaled_run(xf, gf, pf, (task * H + h) * W - qw + j0, at + j0, j1 - j0, a, gated, clip)
         else:                                          # the weights of 16 output channels
             k0 = (task - n_planes) * 16
             k1 = min(K, k0 + 16)
